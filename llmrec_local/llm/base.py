@@ -1,0 +1,134 @@
+"""The batch-first LLM backend interface shared by every backend and every augmentation job.
+
+Jobs build `GenRequest`s (chat messages, a JSON schema, sampling, a stable key), hand a whole batch to a backend,
+and get `GenResult`s back in the same order. Parsing, domain checks, retries and caching live above the backends
+(in `llmrec_local.augment`), so every backend only turns requests into text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from ..hashing import stable_hash
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Sampling parameters of one request. ``temperature=0`` means greedy decoding."""
+
+    max_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class GenRequest:
+    """One chat completion to run.
+
+    Attributes:
+        key: stable identity within a job (e.g. ``"pairs:user:42"``), for tracing and resume.
+        messages: OpenAI-style chat messages; put the part shared by all requests first (prefix caching).
+        json_schema: JSON schema the answer must satisfy (constrained decoding); None for free text.
+        sampling: sampling parameters.
+    """
+
+    key: str
+    messages: tuple[dict[str, str], ...]
+    json_schema: dict[str, Any] | None = None
+    sampling: Sampling = field(default_factory=Sampling)
+
+    def cache_key(self, model_id: str, template_version: str) -> str:
+        """Hash of everything that determines the answer: model, template version, sampling, messages, schema."""
+        return stable_hash(
+            {"model": model_id, "template": template_version, "sampling": self.sampling,
+             "messages": list(self.messages), "schema": self.json_schema},
+            length=32,
+        )
+
+
+@dataclass(frozen=True)
+class GenResult:
+    """The backend's answer to one request: `text` (raw completion), token counts, and `error` when the backend
+    could not produce an answer for this request (the job records it as a failure and may retry)."""
+
+    key: str
+    text: str
+    finish_reason: str = "stop"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    error: str | None = None
+
+
+@dataclass
+class UsageStats:
+    """Accounting of a backend's work so far (summed over `generate` calls)."""
+
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    wall_s: float = 0.0
+    prefix_cache_queries: int = 0
+    prefix_cache_hits: int = 0
+
+    @property
+    def prefix_cache_hit_rate(self) -> float | None:
+        return self.prefix_cache_hits / self.prefix_cache_queries if self.prefix_cache_queries else None
+
+    def as_dict(self) -> dict[str, Any]:
+        rate = lambda n: round(n / self.wall_s, 3) if self.wall_s > 0 else None  # noqa: E731
+        return {
+            "requests": self.requests, "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens, "wall_s": round(self.wall_s, 3),
+            "requests_per_s": rate(self.requests), "prompt_tokens_per_s": rate(self.prompt_tokens),
+            "output_tokens_per_s": rate(self.completion_tokens),
+            "prefix_cache_hit_rate": self.prefix_cache_hit_rate,
+        }
+
+
+@runtime_checkable
+class LLMBackend(Protocol):
+    """What every backend provides. `generate` preserves order: ``results[i]`` answers ``requests[i]``."""
+
+    #: identity of the model for cache keys and manifests (alias + weights hash or folder name)
+    model_id: str
+    usage: UsageStats
+
+    def generate(self, requests: Sequence[GenRequest]) -> list[GenResult]: ...
+
+    def close(self) -> None: ...
+
+
+class FakeBackend:
+    """Scripted backend for unit tests of the logic above the backends; never used by the demo or benchmarks.
+
+    `respond(request) -> str | dict` gives each answer (a dict is JSON-encoded); it may raise to simulate a backend
+    error for that request. Every request seen is appended to `calls`, so tests can count repeated requests.
+    """
+
+    def __init__(self, respond: Callable[[GenRequest], str | dict[str, Any]], model_id: str = "fake") -> None:
+        self.respond = respond
+        self.model_id = model_id
+        self.usage = UsageStats()
+        self.calls: list[GenRequest] = []
+
+    def generate(self, requests: Sequence[GenRequest]) -> list[GenResult]:
+        out = []
+        for req in requests:
+            self.calls.append(req)
+            try:
+                answer = self.respond(req)
+                text = answer if isinstance(answer, str) else json.dumps(answer)
+                out.append(GenResult(req.key, text, prompt_tokens=1, completion_tokens=1))
+            except Exception as exc:  # noqa: BLE001 - a scripted failure becomes a per-request error, as in real backends
+                out.append(GenResult(req.key, "", finish_reason="error", error=str(exc)))
+        self.usage.requests += len(requests)
+        self.usage.prompt_tokens += len(requests)
+        self.usage.completion_tokens += len(requests)
+        return out
+
+    def close(self) -> None:
+        pass
