@@ -1,0 +1,278 @@
+"""The pipeline runner: the only module that knows the stage order.
+
+prepare -> candidates -> augment -> embed -> train -> evaluate -> report, each stage reading and writing artifact
+folders under the recipe's workdir:
+
+    <workdir>/dataset/                       prepare
+    <workdir>/runs/_candidates_base/         candidates: the base model (LightGCN by default)
+    <workdir>/candidates/                    candidates: top-K unseen items per user
+    <workdir>/augment/{pairs,item_attributes,user_profiles}/   augment (+ request cache)
+    <workdir>/embed/<source>/                embed
+    <workdir>/runs/<run>-seed<k>/            train (eval/ inside: evaluate)
+    <workdir>/report/                        report.md, report.html, results.json
+
+Every stage skips itself when its complete artifact was built from the same config (the stage functions check
+their config hash, which includes their inputs' hashes), so rerunning a recipe only does what changed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .artifacts import hardware_summary, is_complete, library_versions
+from .errors import ArtifactError, ConfigError
+from .recipe import Recipe, RunSpec, resolved_toml
+
+log = logging.getLogger(__name__)
+
+STAGES = ("prepare", "candidates", "augment", "embed", "train", "evaluate", "report")
+SMOKE_ALIAS = "smoke"
+
+
+class Layout:
+    """Artifact paths of a recipe's workdir (one place, so the runner and the report agree)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.root = Path(workdir)
+        self.dataset = self.root / "dataset"
+        self.candidates_base = self.root / "runs" / "_candidates_base"
+        self.candidates = self.root / "candidates"
+        self.augment = self.root / "augment"
+        self.embed = self.root / "embed"
+        self.report = self.root / "report"
+
+    def run(self, name: str, seed: int) -> Path:
+        return self.root / "runs" / f"{name}-seed{seed}"
+
+
+def select_stages(start: str | None, until: str | None) -> tuple[str, ...]:
+    """The stages from `start` to `until` inclusive, validated against STAGES."""
+    for name in (start, until):
+        if name is not None and name not in STAGES:
+            raise ConfigError(f"unknown stage {name!r}; stages are {list(STAGES)}")
+    lo = STAGES.index(start) if start else 0
+    hi = STAGES.index(until) if until else len(STAGES) - 1
+    if lo > hi:
+        raise ConfigError(f"--from {start} comes after --until {until}; stages run in the order {list(STAGES)}")
+    return STAGES[lo:hi + 1]
+
+
+def _ensure_smoke_model(recipe: Recipe) -> Path | None:
+    """Build the tiny random smoke LLM into the recipe's models_dir when the recipe asks for it."""
+    if recipe.augment is None or recipe.augment.model != SMOKE_ALIAS or recipe.augment.backend == "openai":
+        return None
+    from .llm.registry import load_registry
+    from .llm.smoke import build_smoke_model
+
+    if recipe.meta.models_dir is None:
+        raise ConfigError("augment.model = 'smoke' needs recipe.models_dir (where the smoke model is built)")
+    folder = Path(recipe.meta.models_dir) / load_registry()[SMOKE_ALIAS].folder
+    log.warning("augment.model = 'smoke': a tiny RANDOM model built locally at %s; its answers are noise and "
+                "only exercise the code path. Use a real model (e.g. qwen2-7b) for meaningful augmentations.",
+                folder)
+    return build_smoke_model(folder)
+
+
+def _side_inputs(spec: RunSpec, embedded: dict[str, Path], layout: Layout) -> Any:
+    from .training.side import SideInputs
+
+    def need(source: str) -> Path:
+        if source not in embedded:
+            raise ArtifactError(f"run {spec.name} needs the {source} embeddings, but the embed stage produced "
+                                f"{sorted(embedded)}; add {source.split(':')[0]} to [embed].sources")
+        return embedded[source]
+
+    attributes = {}
+    if "item_attributes" in spec.side:
+        attributes = {k.split(":", 1)[1]: v for k, v in embedded.items() if k.startswith("item_attributes:")}
+        if not attributes:
+            attributes = {"all": need("item_attributes")}
+    pairs = None
+    if "pairs" in spec.side:
+        pairs = layout.augment / "pairs"
+        if not is_complete(pairs):
+            raise ArtifactError(f"run {spec.name} uses LLM pairs but {pairs} is not complete; run the augment stage")
+    return SideInputs(
+        item_text=need("item_text") if "item_text" in spec.side else None,
+        item_image=need("item_image") if "item_image" in spec.side else None,
+        item_attributes=attributes,
+        user_profiles=need("user_profiles") if "user_profiles" in spec.side else None,
+        pairs=pairs,
+        use_dataset_features=False,
+    )
+
+
+def _existing_embeddings(layout: Layout) -> dict[str, Path]:
+    """Embedding artifacts already in the workdir (for `--from train` after an earlier embed run)."""
+    from .artifacts import read_manifest
+
+    found = {}
+    for marker in sorted(layout.embed.glob("**/_COMPLETE")):
+        found[read_manifest(marker.parent).get("source", marker.parent.name)] = marker.parent
+    return found
+
+
+def _augment_stats(layout: Layout) -> dict[str, Any]:
+    """Per-job statistics from the augment artifacts' manifests (valid rate, tokens, throughput)."""
+    from .artifacts import read_manifest
+
+    stats = {}
+    for folder in ("pairs", "item_attributes", "user_profiles"):
+        path = layout.augment / folder
+        if is_complete(path):
+            manifest = read_manifest(path)
+            counts = manifest.get("counts", {})
+            usage = manifest.get("usage", {})
+            stats[folder] = {
+                "requests": usage.get("requests", counts.get("requests")),
+                "valid": counts.get("records"), "valid_rate": counts.get("valid_rate"),
+                "retries": counts.get("retries"), "failures": counts.get("failures"),
+                "prompt_tokens": usage.get("prompt_tokens"), "completion_tokens": usage.get("completion_tokens"),
+                "requests_per_s": usage.get("requests_per_s"), "output_tokens_per_s": usage.get("output_tokens_per_s"),
+                "prefix_cache_hit_rate": usage.get("prefix_cache_hit_rate"), "wall_s": manifest.get("wall_s"),
+                "distributions": manifest.get("distributions", {}),
+            }
+    return stats
+
+
+def _curve(run_dir: Path) -> list[dict[str, Any]]:
+    log_path = run_dir / "train_log.jsonl"
+    if not log_path.is_file():
+        return []
+    return [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+
+
+def run_pipeline(recipe: Recipe, *, stages: Sequence[str] = STAGES, force: bool = False,
+                 models_dir: str | Path | None = None, base_url: str | None = None, backend: Any = None,
+                 progress: bool = True, echo: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run the selected stages of `recipe`; returns the study results (also written to report/results.json).
+
+    Args:
+        recipe: a validated recipe.
+        stages: which stages to run (see `select_stages`); the others' artifacts must already exist when needed.
+        force: rebuild artifacts of the selected stages even when complete ones of another config exist.
+        models_dir: extra folder for the model registry (default: the recipe's models_dir).
+        base_url: OpenAI-compatible server for ``augment.backend = "openai"``.
+        backend: an LLMBackend object to use instead of building one (tests, notebooks).
+        echo: where one-line progress messages go.
+    """
+    from .artifacts import read_manifest
+
+    layout = Layout(recipe.meta.workdir)
+    layout.root.mkdir(parents=True, exist_ok=True)
+    models_dir = models_dir if models_dir is not None else recipe.meta.models_dir
+    results: dict[str, Any] = {
+        "recipe": recipe.meta.name, "config_hash": recipe.hash, "resolved_recipe": resolved_toml(recipe),
+        "stages": [], "runs": [], "comparisons": [],
+        "environment": {"libraries": library_versions(), "hardware": hardware_summary()},
+    }
+
+    def timed(stage: str, path: Path | None, fn: Callable[[], Any]) -> Any:
+        complete_before = path is not None and is_complete(path)
+        echo(f"[{stage}] ...")
+        t0 = time.perf_counter()
+        value = fn()
+        wall = time.perf_counter() - t0
+        skipped = complete_before and wall < 1.0 and not force
+        results["stages"].append({"stage": stage, "wall_s": round(wall, 2), "skipped": skipped,
+                                  "path": str(path) if path else ""})
+        echo(f"[{stage}] {'already complete, skipped' if skipped else f'done in {wall:.1f} s'}"
+             + (f" -> {path}" if path else ""))
+        return value
+
+    if "prepare" in stages:
+        from .data.prepare import prepare
+
+        timed("prepare", layout.dataset, lambda: prepare(recipe.prepare, layout.dataset, force=force))
+    results["dataset"] = read_manifest(layout.dataset).get("counts", {}).get("final", {})
+
+    if recipe.augment is not None:
+        if "candidates" in stages and recipe.candidates is not None:
+            from .augment.stage import load_dataset, resolve_candidates
+            from .training.trainer import train
+
+            def candidates() -> Path:
+                base = train(recipe.candidates, layout.dataset, layout.candidates_base, force=force)
+                return resolve_candidates(load_dataset(layout.dataset), layout.root, recipe.augment,
+                                          candidates=None, base_run=base, force=force)
+
+            timed("candidates", layout.candidates, candidates)
+        if "augment" in stages:
+            from .augment.stage import augment
+
+            _ensure_smoke_model(recipe)
+            timed("augment", layout.augment, lambda: augment(
+                recipe.augment, layout.dataset, layout.root, backend=backend,
+                candidates=layout.candidates if recipe.candidates is not None else None,
+                models_dir=models_dir, base_url=base_url, force=force, progress=progress))
+        results["augment"] = _augment_stats(layout)
+
+    embedded: dict[str, Path] = {}
+    if recipe.embed is not None:
+        if "embed" in stages:
+            from .embed.encode import embed
+
+            embedded = timed("embed", layout.embed, lambda: embed(
+                recipe.embed, layout.dataset, layout.embed,
+                augment=layout.augment if recipe.augment is not None else None, force=force, progress=progress))
+        else:
+            embedded = _existing_embeddings(layout)
+
+    run_dirs: dict[str, list[Path]] = {}
+    if "train" in stages:
+        from dataclasses import replace
+
+        from .training.trainer import train
+
+        for spec in recipe.runs:
+            side = _side_inputs(spec, embedded, layout)
+            for seed in recipe.meta.seeds:
+                out = layout.run(spec.name, seed)
+                cfg = replace(spec.train, seed=seed, progress=progress)
+                timed(f"train {spec.name} seed {seed}", out, lambda: train(cfg, layout.dataset, out, side=side,
+                                                                           force=force))
+    for spec in recipe.runs:
+        run_dirs[spec.name] = [layout.run(spec.name, s) for s in recipe.meta.seeds
+                               if is_complete(layout.run(spec.name, s))]
+
+    if "evaluate" in stages:
+        from .evaluation.stage import evaluate
+
+        for spec in recipe.runs:
+            for seed, run in zip(recipe.meta.seeds, run_dirs[spec.name]):
+                metrics = timed(f"evaluate {spec.name} seed {seed}", run / "eval",
+                                lambda: evaluate(run, layout.dataset, split="test", protocol=spec.train.protocol,
+                                                 device=spec.train.device, force=force))
+                results["runs"].append({"name": spec.name, "seed": seed, "metrics": metrics["metrics"],
+                                        "curve": _curve(run), "path": str(run)})
+        baseline = recipe.meta.baseline
+        if baseline and len(run_dirs) > 1 and all(run_dirs.values()):
+            from .evaluation.multiseed import summarize_runs
+
+            summary = summarize_runs(run_dirs, baseline)
+            for name, entry in summary["systems"].items():
+                if name == baseline:
+                    continue
+                for metric in ("recall@20", "ndcg@20"):
+                    for over in ("users", "seeds"):
+                        test = entry[metric][f"vs_baseline_over_{over}"]
+                        results["comparisons"].append({
+                            "run": name, "baseline": baseline, "metric": metric, "mean_diff": test["mean_diff"],
+                            "p_value": test["t_p"], "test": f"paired t over {over}", "n": test["n"]})
+
+    if "report" in stages:
+        from .report import write_report
+
+        def report() -> tuple[Path, Path]:
+            layout.report.mkdir(parents=True, exist_ok=True)
+            (layout.report / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+            return write_report(results, layout.report)
+
+        timed("report", None, report)
+        results["report_paths"] = [str(layout.report / "report.md"), str(layout.report / "report.html")]
+    return results
