@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .artifacts import hardware_summary, is_complete, library_versions
+from .artifacts import COMPLETE_MARKER, hardware_summary, is_complete, library_versions
 from .errors import ArtifactError, ConfigError
 from .recipe import Recipe, RunSpec, resolved_toml
 
@@ -140,6 +140,15 @@ def _augment_stats(layout: Layout) -> dict[str, Any]:
     return stats
 
 
+def _markers(path: Path | None) -> dict[str, int]:
+    """Completion markers at or below `path` with their modification times (nanoseconds): a stage that rewrote
+    or added an artifact changes this snapshot. Evaluation folders inside runs belong to the evaluate stage."""
+    if path is None or not Path(path).exists():
+        return {}
+    found = [Path(path) / COMPLETE_MARKER] if is_complete(path) else list(Path(path).glob(f"**/{COMPLETE_MARKER}"))
+    return {str(m): m.stat().st_mtime_ns for m in found if m.is_file()}
+
+
 def _curve(run_dir: Path) -> list[dict[str, Any]]:
     log_path = run_dir / "train_log.jsonl"
     if not log_path.is_file():
@@ -173,12 +182,13 @@ def run_pipeline(recipe: Recipe, *, stages: Sequence[str] = STAGES, force: bool 
     }
 
     def timed(stage: str, path: Path | None, fn: Callable[[], Any]) -> Any:
-        complete_before = path is not None and is_complete(path)
+        before = _markers(path)
         echo(f"[{stage}] ...")
         t0 = time.perf_counter()
         value = fn()
         wall = time.perf_counter() - t0
-        skipped = complete_before and wall < 1.0 and not force
+        # Skipped = the stage found every artifact it needed already complete and rewrote none of them.
+        skipped = bool(before) and _markers(path) == before
         results["stages"].append({"stage": stage, "wall_s": round(wall, 2), "skipped": skipped,
                                   "path": str(path) if path else ""})
         echo(f"[{stage}] {'already complete, skipped' if skipped else f'done in {wall:.1f} s'}"

@@ -1,0 +1,192 @@
+"""Generic tables (CSV, TSV or parquet): interactions, and optionally items and users.
+
+Layout (names configurable through ``PrepareConfig``; a bare name like ``interactions`` matches ``.csv``, ``.tsv``
+and ``.parquet``):
+
+- interactions: user and item id columns (any type, read as strings), optional rating (number) and timestamp (unix
+  seconds, or a date/datetime that polars can parse);
+- items (optional): the item id column, optional title, year, genres ("A|B" strings or a list column), image path
+  (relative paths are resolved against the items file's folder), and any other columns as text;
+- users (optional): the user id column plus attribute columns (``age`` becomes Int32, others keep their type).
+
+`source` may also be a single interactions file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from ...errors import DataError
+from ..schema import (
+    GENRES, IMAGE_PATH, ITEM_ID, RATING, TIMESTAMP, TITLE, USER_ID, YEAR, cast_column, check_not_null,
+    check_unique, require_columns,
+)
+from .base import RawData, canonical_interactions, complete_items, split_genres
+
+if TYPE_CHECKING:
+    from ..prepare import PrepareConfig
+
+TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")
+
+
+def find_table(folder: Path, name: str) -> Path | None:
+    """`folder/name` if it exists, else the first of name.csv / name.tsv / name.parquet that does."""
+    direct = folder / name
+    if direct.is_file():
+        return direct
+    for suffix in TABLE_SUFFIXES:
+        candidate = folder / f"{name}{suffix}"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_table(path: Path) -> pl.DataFrame:
+    """A CSV/TSV file with every column as String (types are checked later, with clear errors), or a parquet file."""
+    try:
+        if path.suffix == ".parquet":
+            return pl.read_parquet(path)
+        return pl.read_csv(
+            path, separator="\t" if path.suffix == ".tsv" else ",", infer_schema=False, encoding="utf8-lossy",
+        )
+    except (pl.exceptions.ComputeError, pl.exceptions.PolarsError, OSError) as exc:
+        raise DataError(f"{path}: cannot read this table ({exc}); check it is valid CSV/TSV/parquet") from exc
+
+
+def _timestamps(df: pl.DataFrame, column: str, file: Path) -> pl.DataFrame:
+    """Turn `column` into Int64 unix seconds: integers pass, datetimes/dates and parseable strings convert."""
+    dtype = df[column].dtype
+    if dtype.is_temporal():
+        return df.with_columns(pl.col(column).cast(pl.Datetime("us")).dt.epoch("s").alias(column))
+    if dtype == pl.String:
+        as_int = df[column].str.strip_chars().cast(pl.Float64, strict=False)
+        if as_int.is_null().sum() == df[column].is_null().sum():
+            return cast_column(df, column, pl.Int64(), file=file, fix="timestamps must be unix seconds or dates")
+        parsed = df[column].str.strip_chars().str.to_datetime(strict=False, time_unit="us")
+        bad = df[column].filter(parsed.is_null() & df[column].is_not_null())
+        if len(bad):
+            raise DataError(
+                f"{file}: column {column!r} must hold unix seconds or dates, but {bad[0]!r} is neither; fix the "
+                f"value or set timestamp_col to another column"
+            )
+        return df.with_columns(parsed.dt.epoch("s").alias(column))
+    return cast_column(df, column, pl.Int64(), file=file, fix="timestamps must be unix seconds or dates")
+
+
+def _load_interactions(path: Path, config: "PrepareConfig") -> pl.DataFrame:
+    df = read_table(path)
+    fix = "name the columns with --user-col/--item-col (recipe keys user_col, item_col)"
+    require_columns(df, [config.user_col, config.item_col], file=path, fix=fix)
+    for col in (config.user_col, config.item_col):
+        check_not_null(df, col, file=path, fix="every interaction needs a user and an item id")
+    out = {USER_ID: df[config.user_col].cast(pl.String), ITEM_ID: df[config.item_col].cast(pl.String)}
+    if config.rating_col in df.columns:
+        df = cast_column(df, config.rating_col, pl.Float64(), file=path, fix="ratings must be numbers")
+        out[RATING] = df[config.rating_col]
+    if config.timestamp_col in df.columns:
+        df = _timestamps(df, config.timestamp_col, path)
+        out[TIMESTAMP] = df[config.timestamp_col]
+    return canonical_interactions(pl.DataFrame(out))
+
+
+def _load_items(path: Path, config: "PrepareConfig", notes: list[str]) -> pl.DataFrame:
+    df = read_table(path)
+    require_columns(df, [config.item_col], file=path, fix="the items table needs the same item id column as the "
+                    "interactions (item_col)")
+    check_not_null(df, config.item_col, file=path, fix="every item row needs an id")
+    df = df.with_columns(pl.col(config.item_col).cast(pl.String))
+    check_unique(df, config.item_col, file=path, fix="each item must appear once; merge or remove the duplicate rows")
+    renames = {config.item_col: ITEM_ID, config.title_col: TITLE, config.year_col: YEAR,
+               config.genres_col: GENRES, config.image_col: IMAGE_PATH}
+    df = df.rename({k: v for k, v in renames.items() if k in df.columns and k != v})
+    if YEAR in df.columns:
+        df = cast_column(df, YEAR, pl.Int32(), file=path, fix="years must be whole numbers (e.g. 1995) or empty")
+    if GENRES in df.columns:
+        if df[GENRES].dtype == pl.String:
+            df = df.with_columns(split_genres(pl.col(GENRES), config.genre_sep).alias(GENRES))
+        elif isinstance(df[GENRES].dtype, pl.List):
+            df = df.with_columns(pl.col(GENRES).cast(pl.List(pl.String)).list.eval(
+                pl.element().filter(pl.element().is_not_null() & (pl.element() != ""))))
+        else:
+            raise DataError(f"{path}: column {config.genres_col!r} must be text like 'A{config.genre_sep}B' or a "
+                            f"list, found {df[GENRES].dtype} (example {df[GENRES][0]!r}); fix the column type")
+    if IMAGE_PATH in df.columns:
+        df = _resolve_images(df, path.parent, path, notes)
+    known = {ITEM_ID, TITLE, YEAR, GENRES, IMAGE_PATH}
+    # Other item columns are free text for the prompts and the text embedder.
+    df = df.with_columns(pl.col(c).cast(pl.String) for c in df.columns if c not in known)
+    return complete_items(df)
+
+
+def _resolve_images(df: pl.DataFrame, base: Path, file: Path, notes: list[str]) -> pl.DataFrame:
+    """Make image paths absolute (relative ones are relative to the items file) and null out missing files."""
+    paths = df[IMAGE_PATH].cast(pl.String).str.strip_chars()
+    paths = paths.replace("", None)
+    absolute = [None if p is None else str((base / p).resolve()) for p in paths.to_list()]
+    exists = [p is not None and Path(p).is_file() for p in absolute]
+    missing = [p for p, e, raw in zip(absolute, exists, paths.to_list()) if raw is not None and not e]
+    if missing:
+        notes.append(f"{file}: {len(missing)} image path(s) do not exist (e.g. {missing[0]}); those items have no image")
+    return df.with_columns(pl.Series(IMAGE_PATH, [p if e else None for p, e in zip(absolute, exists)], pl.String))
+
+
+def _load_users(path: Path, config: "PrepareConfig") -> pl.DataFrame:
+    df = read_table(path)
+    require_columns(df, [config.user_col], file=path, fix="the users table needs the same user id column as the "
+                    "interactions (user_col)")
+    if df.is_empty():
+        raise DataError(f"{path}: the users table has no rows; fill it or remove the file (users are optional)")
+    check_not_null(df, config.user_col, file=path, fix="every user row needs an id")
+    df = df.with_columns(pl.col(config.user_col).cast(pl.String)).rename(
+        {config.user_col: USER_ID} if config.user_col != USER_ID else {})
+    check_unique(df, USER_ID, file=path, fix="each user must appear once; merge or remove the duplicate rows")
+    if "age" in df.columns:
+        df = cast_column(df, "age", pl.Int32(), file=path, fix="ages must be whole numbers or empty")
+    return _numeric_where_possible(df, exclude={USER_ID})
+
+
+def _numeric_where_possible(df: pl.DataFrame, exclude: set[str]) -> pl.DataFrame:
+    """CSV columns arrive as text; a column whose every value is an integer (a number) becomes Int64 (Float64)."""
+    out = []
+    for name in df.columns:
+        col = df[name]
+        if name in exclude or col.dtype != pl.String:
+            continue
+        stripped = col.str.strip_chars()
+        for dtype in (pl.Int64, pl.Float64):
+            converted = stripped.cast(dtype, strict=False)
+            if converted.null_count() == col.null_count():
+                out.append(converted.alias(name))
+                break
+    return df.with_columns(out)
+
+
+def load_generic(config: "PrepareConfig") -> RawData:
+    """Read the generic tables named by `config` from ``config.source`` (a folder or an interactions file)."""
+    source = Path(config.source)
+    notes: list[str] = []
+    if source.is_file():
+        folder, inter_path = source.parent, source
+    else:
+        folder = source
+        found = find_table(source, config.interactions_file)
+        if found is None:
+            raise DataError(
+                f"{source}: no interactions table {config.interactions_file!r} (.csv/.tsv/.parquet) found; put one "
+                f"there or set interactions_file (--interactions-file)"
+            )
+        inter_path = found
+    files = {"interactions": inter_path}
+    interactions = _load_interactions(inter_path, config)
+    items = users = None
+    if (items_path := find_table(folder, config.items_file)) is not None and items_path != inter_path:
+        items = _load_items(items_path, config, notes)
+        files["items"] = items_path
+    if (users_path := find_table(folder, config.users_file)) is not None and users_path != inter_path:
+        users = _load_users(users_path, config)
+        files["users"] = users_path
+    return RawData(interactions, items, users, files, format="generic", variant=inter_path.suffix.lstrip("."),
+                   notes=notes, user_column=config.user_col, item_column=config.item_col)

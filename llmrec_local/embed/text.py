@@ -1,0 +1,175 @@
+"""Text encoder over local sentence-transformers folders (the only module that imports ``sentence_transformers``).
+
+A :class:`TextEncoder` maps ``n`` strings to an ``(n, dim)`` float32 array. Each row is the model's sentence
+embedding (for the default MiniLM: mean of the last hidden states over non-padding tokens, then L2-normalised);
+with ``normalize=True`` rows are additionally scaled to unit L2 norm, ``v / max(||v||_2, eps)``, so dot products
+are cosine similarities, the role ada-002's unit vectors played in LLMRec.
+
+The model is loaded lazily on the first :meth:`TextEncoder.encode` call: the stage can build a model's identity
+(weights hash, settings) and serve every row from its content cache without importing sentence-transformers.
+
+Device and precision: ``device="auto"`` picks CUDA when available, else the CPU; ``dtype="auto"`` runs float16 on
+CUDA (half the memory and bandwidth of float32) and float32 elsewhere (half precision on a CPU is slow). Outputs are
+always returned as float32; the dtype is part of the model identity, so float16 and float32 vectors never share
+cache entries.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from .._compat import ensure_torchvision_importable
+from ..errors import ConfigError, ModelNotFoundError
+from ..hashing import file_sha256, stable_hash
+
+log = logging.getLogger(__name__)
+
+DType = Literal["auto", "float32", "float16"]
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+_file_hash_memo: dict[tuple[str, int, int], str] = {}
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when a CUDA device is visible, else ``cpu``; explicit names are checked for existence."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} was requested but torch sees no CUDA device; use device = \"cpu\" "
+                          f"or \"auto\"")
+    return device
+
+
+def resolve_dtype(dtype: DType, device: str) -> Literal["float32", "float16"]:
+    """``auto`` -> float16 on CUDA, float32 elsewhere; float16 on a CPU is refused (slow and lossy there)."""
+    if dtype == "auto":
+        return "float16" if device.startswith("cuda") else "float32"
+    if dtype == "float16" and not device.startswith("cuda"):
+        raise ConfigError(f"dtype float16 needs a CUDA device, got device {device!r}; use dtype = \"auto\" or "
+                          f"\"float32\"")
+    return dtype
+
+
+def weight_digests(path: Path) -> dict[str, str]:
+    """``{relative file name: sha256}`` of every weight file under `path` (a folder or a single checkpoint file).
+
+    Recorded in embedding manifests and part of the row-cache key: replacing the weights (even by a same-sized
+    file) changes it. File digests are memoised per process by (path, size, mtime).
+    """
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()
+                                                   and p.suffix in _WEIGHT_SUFFIXES)
+    if not files:
+        raise ModelNotFoundError(f"{path} holds no weight file ({', '.join(_WEIGHT_SUFFIXES)}); copy the complete "
+                                 f"model folder")
+    digests = {}
+    for f in files:
+        st = f.stat()
+        memo_key = (str(f.resolve()), st.st_size, st.st_mtime_ns)
+        if memo_key not in _file_hash_memo:
+            _file_hash_memo[memo_key] = file_sha256(f)
+        digests[f.relative_to(path).as_posix() if path.is_dir() else f.name] = _file_hash_memo[memo_key]
+    return digests
+
+
+class TextEncoder:
+    """Sentence-transformers model from a local folder.
+
+    Args:
+        path: sentence-transformers folder (``modules.json`` ...) or a plain transformers folder (mean pooling).
+        name: alias or folder name recorded in manifests.
+        model_id: upstream identity, e.g. ``sentence-transformers/all-MiniLM-L6-v2`` (informational).
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:1`` ...
+        dtype: ``auto`` (float16 on CUDA), ``float32`` or ``float16``.
+        batch_size: texts per forward pass.
+        max_seq_length: truncate inputs to this many tokens (None: the model folder's own setting).
+        normalize: L2-normalise each output row.
+        progress: show sentence-transformers' progress bar (stderr) for batches of more than one chunk.
+    """
+
+    def __init__(self, path: str | Path, *, name: str, model_id: str = "", device: str = "auto",
+                 dtype: DType = "auto", batch_size: int = 64, max_seq_length: int | None = None,
+                 normalize: bool = True, progress: bool = True) -> None:
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise ModelNotFoundError(f"text encoder folder {self.path} does not exist")
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        if max_seq_length is not None and max_seq_length < 1:
+            raise ConfigError(f"max_seq_length must be >= 1, got {max_seq_length}")
+        self.name = name
+        self.model_id = model_id
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        self.batch_size = batch_size
+        self.max_seq_length = max_seq_length
+        self.normalize = normalize
+        self.progress = progress
+        self.weights_sha256 = weight_digests(self.path)
+        self._model: Any = None
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        """Everything that determines the output vectors (recorded as the manifest's ``model`` field)."""
+        return {"kind": "text", "name": self.name, "model_id": self.model_id, "path": str(self.path),
+                "weights_sha256": self.weights_sha256, "dtype": self.dtype,
+                "max_seq_length": self.max_seq_length, "normalize": self.normalize}
+
+    @property
+    def key(self) -> str:
+        """Hash of :attr:`identity` without the path: moving the folder keeps cached vectors valid."""
+        return stable_hash({k: v for k, v in self.identity.items() if k != "path"}, 32)
+
+    @property
+    def dim(self) -> int:
+        """Output dimension (loads the model)."""
+        model = self._load()
+        getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(getter())
+
+    def _load(self) -> Any:
+        if self._model is not None:
+            return self._model
+        ensure_torchvision_importable()
+        from sentence_transformers import SentenceTransformer
+
+        try:
+            model = SentenceTransformer(str(self.path), device=self.device, local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise ModelNotFoundError(f"cannot load a sentence-transformers model from {self.path}: {exc}") from exc
+        if self.max_seq_length is not None:
+            limit = _position_limit(model)
+            if limit is not None and self.max_seq_length > limit:
+                raise ConfigError(f"max_seq_length {self.max_seq_length} exceeds the {limit} positions of "
+                                  f"{self.path}; use at most {limit}")
+            model.max_seq_length = self.max_seq_length
+        if self.dtype == "float16":
+            model.half()
+        model.eval()
+        log.info("loaded text encoder %s from %s on %s (%s, max_seq_length %s)", self.name, self.path,
+                 self.device, self.dtype, model.max_seq_length)
+        self._model = model
+        return model
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed `texts` -> float32 array (len(texts), dim), row i for texts[i]."""
+        model = self._load()
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
+                               normalize_embeddings=self.normalize,
+                               show_progress_bar=self.progress and len(texts) > self.batch_size)
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def _position_limit(model: Any) -> int | None:
+    """Maximum number of positions of the model's transformer, when it exposes one (BERT-like configs do)."""
+    first = model[0] if len(model) else None
+    config = getattr(getattr(first, "auto_model", None), "config", None)
+    limit = getattr(config, "max_position_embeddings", None)
+    return int(limit) if isinstance(limit, int) else None
