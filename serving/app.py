@@ -1,0 +1,131 @@
+"""HTTP API over :class:`serving.recommend.RunRecommender` (FastAPI); start it with ``python -m serving.recommend_server``.
+
+Endpoints (JSON in and out):
+
+* ``GET /health`` -> ``{"status": "ok", "run_id", "n_users", "n_items"}``
+* ``GET /model`` -> run and dataset metadata, validation/evaluation metrics, request limits, the fold-in rule
+* ``GET /users/{user_id}/recommendations?k=10&exclude_seen=true`` -> top-K for a known user (external id)
+* ``POST /recommendations/batch`` ``{"users": [...], "k": 10, "exclude_seen": true}`` -> one list per user
+* ``POST /recommendations/fold-in`` ``{"items": [...], "k": 10}`` -> top-K for a new user from an item history
+
+Every item in an answer carries ``item_id, title, year, genres, score``, best first. Bad input never reaches the
+ranking code: unknown ids, K out of range and malformed bodies are answered with 4xx and ``{"detail": message}``
+naming the bad value (404 for an unknown user in the path, 422 otherwise). Handlers are plain functions, so FastAPI
+runs them in its thread pool and a ranking in progress does not block the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+
+from .recommend import Recommendation, RunRecommender, ServingInputError, ServingLimits
+
+log = logging.getLogger(__name__)
+
+#: An external id as JSON: ids are strings in the dataset tables; integers (MovieLens ids) are accepted as such.
+ExternalId = StrictStr | StrictInt
+
+
+class BatchRequest(BaseModel):
+    """Body of ``POST /recommendations/batch``."""
+
+    model_config = ConfigDict(extra="forbid")
+    users: list[ExternalId] = Field(min_length=1, description="external user ids (users table)")
+    k: StrictInt = Field(10, description="items per user")
+    exclude_seen: StrictBool = Field(True, description="exclude the user's train and validation items")
+
+
+class FoldInRequest(BaseModel):
+    """Body of ``POST /recommendations/fold-in``."""
+
+    model_config = ConfigDict(extra="forbid")
+    items: list[ExternalId] = Field(min_length=1, description="external item ids the new user liked")
+    k: StrictInt = Field(10, description="items to return")
+
+
+def _items(recs: list[Recommendation]) -> list[dict[str, Any]]:
+    return [r.to_dict() for r in recs]
+
+
+def _describe_validation_error(exc: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
+    """One readable sentence per problem, naming where it is and the value received (truncated)."""
+    parts, errors = [], []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()))
+        received = repr(err.get("input"))
+        received = received if len(received) <= 80 else received[:77] + "..."
+        parts.append(f"{where}: {err.get('msg')} (got {received})")
+        errors.append({"loc": [str(p) for p in err.get("loc", ())], "msg": err.get("msg"), "input": received})
+    message = "invalid request: " + "; ".join(parts)
+    if any(isinstance(err.get("input"), bytes) for err in exc.errors()):
+        # FastAPI leaves a body unparsed unless it is declared JSON; say so instead of only "not an object".
+        message += "; send the body as JSON with the header 'Content-Type: application/json'"
+    return message, errors
+
+
+def create_app(run_dir: str | Path, dataset_dir: str | Path | None = None, *,
+               limits: ServingLimits | None = None) -> FastAPI:
+    """Load the run at `run_dir` (and its dataset; see :class:`RunRecommender`) and build the API around it.
+
+    Loading happens here, before any request, so an incomplete or foreign run fails at startup with an
+    ArtifactError instead of on the first request.
+    """
+    rec = RunRecommender(run_dir, dataset_dir, limits)
+    app = FastAPI(title="llmrec_local recommendations",
+                  description=f"top-K recommendations from run {rec.run_dir.name}", version="1")
+    app.state.recommender = rec
+
+    @app.exception_handler(ServingInputError)
+    async def _input_error(request: Request, exc: ServingInputError) -> JSONResponse:
+        return JSONResponse(status_code=exc.status, content={"detail": str(exc)})
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        message, errors = _describe_validation_error(exc)
+        return JSONResponse(status_code=422, content={"detail": message, "errors": errors})
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # A bug must cost one request, not the service: log the traceback, answer 500 with the error's type.
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return JSONResponse(status_code=500, content={"detail": f"internal error ({type(exc).__name__}); see the "
+                                                                f"server log"})
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "run_id": rec.run_dir.name, "n_users": rec.n_users, "n_items": rec.n_items}
+
+    @app.get("/model")
+    def model() -> dict[str, Any]:
+        return rec.describe()
+
+    @app.get("/users/{user_id}/recommendations")
+    def user_recommendations(
+        user_id: str, k: int = Query(10, description="items to return"),
+        exclude_seen: bool = Query(True, description="exclude the user's train and validation items"),
+    ) -> dict[str, Any]:
+        rec.user_index(user_id)  # a path id that is unknown is a missing resource: 404, not 422
+        recs = rec.recommend([user_id], k, exclude_seen=exclude_seen)[0]
+        return {"user_id": user_id, "k": k, "exclude_seen": exclude_seen, "items": _items(recs)}
+
+    @app.post("/recommendations/batch")
+    def batch(body: BatchRequest) -> dict[str, Any]:
+        users = [str(u) for u in body.users]
+        results = rec.recommend(users, body.k, exclude_seen=body.exclude_seen)
+        return {"k": body.k, "exclude_seen": body.exclude_seen,
+                "results": [{"user_id": u, "items": _items(r)} for u, r in zip(users, results)]}
+
+    @app.post("/recommendations/fold-in")
+    def fold_in(body: FoldInRequest) -> dict[str, Any]:
+        history = [str(i) for i in body.items]
+        recs = rec.recommend_fold_in(history, body.k)
+        return {"k": body.k, "history": list(dict.fromkeys(history)), "items": _items(recs)}
+
+    return app

@@ -1,0 +1,104 @@
+"""Fixtures for the recommendation-service tests (imported by test_recommend_api.py; kept out of conftest.py, which
+the lab-LLM-server tests share): a tiny trained run on planted-preference synthetic data, and the real
+recommendation server started on 127.0.0.1 as a subprocess (stopped by PID when the session ends)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from llmrec_local.data import PrepareConfig, generate_synthetic, prepare
+from llmrec_local.training.config import ModelConfig, TrainConfig
+from llmrec_local.training.trainer import train
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+#: Limits the test server runs with: max_k below n_items (80) so that both K bounds can be tested.
+MAX_K, MAX_BATCH, MAX_HISTORY = 50, 16, 8
+
+
+@dataclass(frozen=True)
+class TinyRun:
+    raw: Path
+    dataset: Path
+    run: Path
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
+    """60 users x 80 items, 6 planted genres; LightGCN (d=32, 2 layers) trained 3 epochs (a few seconds)."""
+    root = tmp_path_factory.mktemp("serving")
+    raw = generate_synthetic(root / "raw", n_users=60, n_items=80, n_genres=6, interactions_per_user=15, seed=0,
+                             posters=False)
+    dataset = prepare(PrepareConfig(source=raw), root / "dataset")
+    config = TrainConfig(model=ModelConfig(name="lightgcn", dim=32, n_layers=2), epochs=3, batch_size=256, lr=0.05,
+                         progress=False)
+    run = train(config, dataset, root / "runs" / "lightgcn")
+    return TinyRun(raw, dataset, run)
+
+
+def free_port() -> int:
+    """A port that was free a moment ago on 127.0.0.1 (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_command(run: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "serving.recommend_server", "--run", str(run), *extra]
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    pid: int
+    log: Path
+
+
+@pytest.fixture(scope="session")
+def server(tiny_run: TinyRun, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The real server (uvicorn) for `tiny_run`; waits for /health (60 s at most), stops it by PID afterwards."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("server-log") / "server.log"
+    with log.open("w") as sink:  # a file, not a pipe: a full pipe would block the server
+        proc = subprocess.Popen(
+            server_command(tiny_run.run, "--port", str(port), "--max-k", str(MAX_K), "--max-batch", str(MAX_BATCH),
+                           "--max-history", str(MAX_HISTORY), "--no-access-log"),
+            cwd=REPO_ROOT, stdout=sink, stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"server not healthy after 60 s:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield Server(url, proc.pid, log)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+
+
+@pytest.fixture()
+def client(server: Server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        yield c
