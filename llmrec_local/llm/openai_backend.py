@@ -1,0 +1,186 @@
+"""OpenAI-compatible HTTP backend (httpx), for a shared ``vllm serve`` in the lab (see ``serving/llm_server.py``).
+
+Each request is one ``POST {base_url}/chat/completions`` with ``response_format = {"type": "json_schema", ...}``,
+the portable constrained-output field (vLLM silently ignores the legacy ``guided_json``). A thread pool keeps at most
+`concurrency` requests in flight; the server batches whatever is in flight, so concurrency, not our batch size, is
+the throughput knob.
+
+Failure policy: transport errors (connection refused, timeouts) and HTTP 408/429/5xx are retried up to
+`max_retries` times with exponential backoff (`backoff_s` x 2^attempt, capped); other 4xx are the request's own fault
+and become that request's `GenResult.error`. When the server stays unreachable after the retries, `generate` raises
+`BackendError` naming the URL, so a job with a stopped server ends in seconds instead of hanging.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from ..errors import BackendError, ConfigError
+from .base import GenRequest, GenResult, UsageStats
+
+log = logging.getLogger(__name__)
+
+_RETRY_STATUS = {408, 429, 500, 502, 503, 504}
+
+
+class _Unreachable(Exception):
+    """The server could not be reached (or kept failing) for one request after all retries."""
+
+
+class OpenAIBackend:
+    """`LLMBackend` over an OpenAI-compatible chat-completions endpoint.
+
+    Args:
+        base_url: e.g. ``http://127.0.0.1:8000/v1``.
+        model: the served model name (``--served-model-name``; our lab server uses the registry alias).
+        api_key: sent as a bearer token when given (vLLM's ``--api-key``).
+        concurrency: requests in flight at once.
+        timeout_s: per-request read timeout (connect timeout is `connect_timeout_s`).
+        max_retries: retries per request after the first try, for transport errors and 408/429/5xx.
+        backoff_s / max_backoff_s: first retry delay and its cap (doubling in between).
+        show_progress / progress_min: tqdm bar (stderr, with ETA) for batches of at least `progress_min`.
+    """
+
+    def __init__(self, base_url: str, model: str, *, api_key: str | None = None, concurrency: int = 16,
+                 timeout_s: float = 120.0, connect_timeout_s: float = 5.0, max_retries: int = 3,
+                 backoff_s: float = 0.5, max_backoff_s: float = 8.0, show_progress: bool = True,
+                 progress_min: int = 64) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"base_url={base_url!r} must start with http:// or https:// "
+                              f"(e.g. http://127.0.0.1:8000/v1)")
+        if concurrency < 1 or max_retries < 0 or timeout_s <= 0:
+            raise ConfigError(f"concurrency={concurrency} (>= 1), max_retries={max_retries} (>= 0) and "
+                              f"timeout_s={timeout_s} (> 0) out of range")
+        import httpx
+
+        self._httpx = httpx
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.model_id = f"openai:{model}"
+        self.usage = UsageStats()
+        self.concurrency = concurrency
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.show_progress = show_progress
+        self.progress_min = progress_min
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.Client(
+            base_url=self.base_url, headers=headers,
+            timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency))
+        self._lock = threading.Lock()
+
+    def _payload(self, req: GenRequest) -> dict[str, Any]:
+        s = req.sampling
+        body: dict[str, Any] = {"model": self.model, "messages": list(req.messages), "max_tokens": s.max_tokens,
+                                "temperature": s.temperature, "top_p": s.top_p}
+        if s.seed is not None:
+            body["seed"] = s.seed
+        if req.json_schema is not None:
+            body["response_format"] = {"type": "json_schema",
+                                       "json_schema": {"name": "answer", "schema": req.json_schema, "strict": True}}
+        return body
+
+    def _call(self, req: GenRequest) -> GenResult:
+        body = self._payload(req)
+        last = ""
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                time.sleep(min(self.backoff_s * 2 ** (attempt - 1), self.max_backoff_s))
+            try:
+                resp = self._client.post("/chat/completions", json=body)
+            except self._httpx.TransportError as exc:  # refused, reset, timeout: the server may come back
+                last = f"{type(exc).__name__}: {exc}"
+                continue
+            if resp.status_code in _RETRY_STATUS:
+                last = f"HTTP {resp.status_code}: {resp.text[:300]}"
+                continue
+            if resp.status_code != 200:  # the request itself is bad: retrying cannot help
+                return GenResult(req.key, "", finish_reason="error",
+                                 error=f"HTTP {resp.status_code}: {resp.text[:500]}")
+            try:
+                data = resp.json()
+                choice = data["choices"][0]
+                usage = data.get("usage") or {}
+                return GenResult(req.key, choice["message"].get("content") or "",
+                                 finish_reason=choice.get("finish_reason") or "stop",
+                                 prompt_tokens=int(usage.get("prompt_tokens", 0)),
+                                 completion_tokens=int(usage.get("completion_tokens", 0)))
+            except (ValueError, KeyError, IndexError, TypeError) as exc:
+                return GenResult(req.key, "", finish_reason="error",
+                                 error=f"malformed response ({exc}): {resp.text[:300]}")
+        raise _Unreachable(last)
+
+    def generate(self, requests: Sequence[GenRequest]) -> list[GenResult]:
+        """Send all `requests` with bounded concurrency (order preserved).
+
+        Raises:
+            BackendError: a request still failed with a transport error or 408/429/5xx after `max_retries`.
+        """
+        if not requests:
+            return []
+        start = time.perf_counter()
+        cache_before = self.prefix_cache_counters()
+        bar = None
+        if self.show_progress and len(requests) >= self.progress_min:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(requests), desc="openai", file=sys.stderr, dynamic_ncols=True)
+        results: list[GenResult] = []
+        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="openai") as pool:
+            futures = [pool.submit(self._call, r) for r in requests]
+            try:
+                for fut in futures:
+                    results.append(fut.result())
+                    if bar is not None:
+                        bar.update(1)
+            except _Unreachable as exc:
+                for f in futures:  # do not keep hammering a dead server with the queued rest
+                    f.cancel()
+                raise BackendError(
+                    f"OpenAI-compatible server at {self.base_url} failed after {self.max_retries} retries: {exc}. "
+                    f"Is it running? Start it with `python -m serving.llm_server --model <alias>` and pass its URL "
+                    f"as --base-url") from None
+            finally:
+                if bar is not None:
+                    bar.close()
+        cache_after = self.prefix_cache_counters() if cache_before is not None else None
+        with self._lock:
+            if cache_before is not None and cache_after is not None:
+                # server-wide counters: other clients' traffic during this call is included
+                self.usage.prefix_cache_queries += cache_after[0] - cache_before[0]
+                self.usage.prefix_cache_hits += cache_after[1] - cache_before[1]
+            self.usage.requests += len(results)
+            self.usage.prompt_tokens += sum(r.prompt_tokens for r in results)
+            self.usage.completion_tokens += sum(r.completion_tokens for r in results)
+            self.usage.wall_s += time.perf_counter() - start
+        return results
+
+    def prefix_cache_counters(self) -> tuple[int, int] | None:
+        """(queries, hits) of the server's prefix cache from its Prometheus ``/metrics`` (vLLM), or None."""
+        root = self.base_url[: -len("/v1")] if self.base_url.endswith("/v1") else self.base_url
+        try:
+            resp = self._client.get(f"{root}/metrics", timeout=5.0)
+        except self._httpx.HTTPError:
+            return None
+        if resp.status_code != 200:
+            return None
+        text = resp.text
+        values: dict[str, float] = {}
+        for line in text.splitlines():
+            for name in ("vllm:prefix_cache_queries_total", "vllm:prefix_cache_hits_total"):
+                if line.startswith(name):
+                    values[name] = values.get(name, 0.0) + float(line.rsplit(" ", 1)[-1])
+        if len(values) < 2:
+            return None
+        return int(values["vllm:prefix_cache_queries_total"]), int(values["vllm:prefix_cache_hits_total"])
+
+    def close(self) -> None:
+        self._client.close()

@@ -1,0 +1,1 @@
+"""Serving: the shared OpenAI-compatible LLM server for the lab (`serving.llm_server`)."""
