@@ -1,0 +1,204 @@
+"""``python -m llmrec_local.augment``: run the LLM augmentation jobs, merge shards, import external augmentations.
+
+    python -m llmrec_local.augment --model qwen2-7b --data DATASET --out OUT --base-run runs/<id>
+    python -m llmrec_local.augment --model smoke --data DATASET --out OUT --jobs attributes,profiles --max-requests 50
+    python -m llmrec_local.augment merge --out OUT [--jobs pairs,attributes,profiles]
+    python -m llmrec_local.augment import --data DATASET --out OUT --llmrec-release DIR
+    python -m llmrec_local.augment candidates --data DATASET --out OUT --base-run runs/<id> [--k 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..cli import add_common_args, configure_logging, run_main
+from ..config import apply_overrides, config_hash, from_mapping, load_toml, to_dict
+from ..errors import ConfigError
+from .config import JOB_NAMES, AugmentConfig
+from .shard import parse_shard
+
+SUBCOMMANDS = ("merge", "import", "candidates")
+
+
+def _jobs(text: str) -> list[str]:
+    jobs = [j.strip() for j in text.split(",") if j.strip()]
+    bad = [j for j in jobs if j not in JOB_NAMES]
+    if bad or not jobs:
+        raise argparse.ArgumentTypeError(f"unknown job(s) {bad}; choose from {','.join(JOB_NAMES)}")
+    return jobs
+
+
+def run_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m llmrec_local.augment",
+        description="Run the LLM augmentation jobs (implicit-feedback pairs, item attributes, user profiles) with a "
+                    "local model. Resumable: rerun the same command after a crash; finished requests are never sent "
+                    "again. Other commands: `merge` (combine --shard runs), `import` (bring external "
+                    "augmentations), `candidates` (build or import candidate lists); see `<command> --help`.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", required=True, help="prepared dataset folder (from python -m llmrec_local.prepare)")
+    p.add_argument("--out", required=True, help="output folder; artifacts go to OUT/augment/<job>/")
+    p.add_argument("--recipe", help="TOML recipe whose [augment] table gives the settings (flags override it)")
+    p.add_argument("--model", help="LLM alias from recipes/models.toml (e.g. qwen2-7b, smoke) or a model folder "
+                                   "[default: qwen2-7b]")
+    p.add_argument("--backend", choices=["auto", "vllm", "openai", "transformers"],
+                   help="vllm: offline engine; openai: OpenAI-compatible server at --base-url; transformers: HF "
+                        "generate with llguidance (CPU/small runs); auto: let the factory pick [default: auto]")
+    p.add_argument("--base-url", help="server URL for --backend openai (e.g. http://127.0.0.1:8000/v1)")
+    p.add_argument("--models-dir", help="folder holding local model folders (else $LLMREC_MODELS_DIR, ~/models)")
+    p.add_argument("--jobs", type=_jobs, help=f"comma-separated subset of {','.join(JOB_NAMES)} [default: all]")
+    p.add_argument("--candidates", help="pairs job: precomputed candidates (a candidates/ artifact, a parquet/CSV "
+                                        "with user,rank,item, a .npy (n_users,K) or a torch.save'd tensor)")
+    p.add_argument("--base-run", help="pairs job: a training run (runs/<id>) whose embeddings give the top-K "
+                                      "unseen items per user (training items masked)")
+    p.add_argument("--k", type=int, help="candidates per user shown to the pairs job [default: 10]")
+    p.add_argument("--shard", help="i/N: run only shard i of N (entities with index %% N == i); merge afterwards "
+                                   "with `merge`")
+    p.add_argument("--max-requests", type=int, help="handle only the first N users/items of each job (and shard): "
+                                                    "quick trial runs; retries come on top")
+    p.add_argument("--batch-size", type=int, help="requests per backend call and per cache flush [default: 64]")
+    p.add_argument("--max-retries", type=int, help="retries of an invalid answer [default: 2]")
+    p.add_argument("--max-failure-rate", type=float,
+                   help="fail the job when more entities than this fraction end without a valid record "
+                        "[default: 0.05]")
+    p.add_argument("--seed", type=int, help="base seed of the per-request seeds [default: 0]")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any [augment] setting, e.g. --set pairs.temperature=0.8 (repeatable)")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved config and its hash, run nothing")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_common_args(p)
+    return p
+
+
+def build_config(args: argparse.Namespace) -> AugmentConfig:
+    """[augment] table of --recipe, then explicit flags, then --set overrides."""
+    data: dict[str, Any] = {}
+    if args.recipe:
+        data = dict(load_toml(args.recipe).get("augment", {}))
+    flags = {"model": args.model, "backend": args.backend, "k": args.k, "max_requests": args.max_requests,
+             "batch_size": args.batch_size, "max_retries": args.max_retries,
+             "max_failure_rate": args.max_failure_rate, "seed": args.seed}
+    data.update({k: v for k, v in flags.items() if v is not None})
+    if args.jobs:
+        data["jobs"] = args.jobs
+    if args.shard:
+        data["shard_index"], data["shard_count"] = parse_shard(args.shard)
+    data = apply_overrides(data, args.set)
+    return from_mapping(AugmentConfig, data, "augment")
+
+
+def main_run(argv: Sequence[str] | None) -> int:
+    args = run_parser().parse_args(argv)
+    configure_logging(args.verbose)
+    config = build_config(args)
+    if args.dry_run:
+        print(json.dumps({"augment": to_dict(config), "config_hash": config_hash(config)}, indent=2))
+        return 0
+    from .stage import augment
+
+    paths = augment(config, args.data, args.out, candidates=args.candidates, base_run=args.base_run,
+                    models_dir=args.models_dir, base_url=args.base_url, force=args.force,
+                    progress=not args.no_progress)
+    for job, path in paths.items():
+        print(f"{job}: {path}")
+        summary = Path(path) / "summary.md"
+        if summary.is_file() and args.verbose:
+            print(summary.read_text())
+    return 0
+
+
+def main_merge(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m llmrec_local.augment merge",
+                                description="Merge the shard folders OUT/augment/<job>.shard-i-of-N of complete "
+                                            "--shard runs into OUT/augment/<job>/.")
+    p.add_argument("--out", required=True, help="the output folder the shard runs wrote to")
+    p.add_argument("--jobs", type=_jobs, default=list(JOB_NAMES), help="jobs to merge")
+    add_common_args(p)
+    args = p.parse_args(argv)
+    configure_logging(args.verbose)
+    from .shard import merge
+
+    for job, path in merge(args.out, tuple(args.jobs), force=args.force).items():
+        print(f"{job}: {path}")
+    return 0
+
+
+def main_import(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m llmrec_local.augment import",
+        description="Import augmentations made elsewhere into OUT/augment/<job>/ (and LLMRec's embedding pickles "
+                    "into OUT/embed/). Pickles are read with a restricted unpickler (no code execution).")
+    p.add_argument("--data", required=True, help="prepared dataset folder the files refer to")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--llmrec-release", help="folder with LLMRec's released files (augmented_sample_dict, "
+                                            "augmented_user_init_embedding, augmented_atttribute_embedding_dict, "
+                                            "...): imports every one present")
+    p.add_argument("--pairs", help="parquet/CSV (user,pos_item,neg_item or *_id columns) or augmented_sample_dict")
+    p.add_argument("--attributes", help="parquet/CSV (item or item_id + field columns) or augmented_attribute_dict")
+    p.add_argument("--profiles", help="parquet/CSV (user or user_id + profile columns) or "
+                                      "augmented_user_profiling_dict")
+    p.add_argument("--fields", default="director,country,language",
+                   help="attribute fields to import (LLMRec's dict keys 0,1,2 map to them in order)")
+    add_common_args(p)
+    args = p.parse_args(argv)
+    configure_logging(args.verbose)
+    if not any((args.llmrec_release, args.pairs, args.attributes, args.profiles)):
+        raise ConfigError("import needs at least one of --llmrec-release, --pairs, --attributes, --profiles")
+    from . import imports
+    from .stage import load_dataset
+
+    ds = load_dataset(args.data)
+    written: dict[str, Path] = {}
+    if args.llmrec_release:
+        written.update(imports.import_llmrec_release(args.llmrec_release, ds, args.out, force=args.force))
+    if args.pairs:
+        written["pairs"] = imports.import_pairs(args.pairs, ds, args.out, force=args.force)
+    if args.attributes:
+        fields = tuple(f.strip() for f in args.fields.split(",") if f.strip())
+        written["attributes"] = imports.import_attributes(args.attributes, ds, args.out, fields=fields,
+                                                          force=args.force)
+    if args.profiles:
+        written["profiles"] = imports.import_profiles(args.profiles, ds, args.out, force=args.force)
+    for name, path in written.items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def main_candidates(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m llmrec_local.augment candidates",
+        description="Write OUT/candidates/ (user, rank, item): the top-K unseen items per user from a training "
+                    "run's embeddings (training items masked; the original did not mask them), or imported.")
+    p.add_argument("--data", required=True, help="prepared dataset folder")
+    p.add_argument("--out", required=True, help="output folder")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--base-run", help="training run folder with embeddings.safetensors")
+    src.add_argument("--candidates", help="precomputed candidates file (parquet/CSV/.npy/torch.save)")
+    p.add_argument("--k", type=int, default=10, help="candidates per user")
+    add_common_args(p)
+    args = p.parse_args(argv)
+    configure_logging(args.verbose)
+    from .stage import load_dataset, resolve_candidates
+
+    config = from_mapping(AugmentConfig, {"k": args.k, "jobs": ["pairs"]}, "augment")
+    path = resolve_candidates(load_dataset(args.data), Path(args.out), config, candidates=args.candidates,
+                              base_run=args.base_run, force=args.force)
+    print(f"candidates: {path}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import sys
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in SUBCOMMANDS:
+        return {"merge": main_merge, "import": main_import, "candidates": main_candidates}[argv[0]](argv[1:])
+    return main_run(argv)
+
+
+if __name__ == "__main__":
+    run_main(main)

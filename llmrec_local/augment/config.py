@@ -1,0 +1,136 @@
+"""`AugmentConfig`: the ``[augment]`` table of a recipe (which model, which jobs, sampling, retries, budgets)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+#: The three LLM jobs, in the order the runner executes them.
+JOB_NAMES: tuple[str, ...] = ("pairs", "attributes", "profiles")
+
+BackendKind = Literal["auto", "vllm", "openai", "transformers"]
+
+
+@dataclass(frozen=True)
+class JobSampling:
+    """Sampling of one job's first attempt; retries raise the temperature by `retry_temperature_step`.
+
+    The paper's setting (Table 4, chosen for Netflix) is temperature 0.6, top_p 0.1.
+    """
+
+    temperature: float = 0.6
+    top_p: float = 0.1
+    max_tokens: int = 128
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.temperature <= 2.0:
+            raise ValueError(f"temperature must be in [0, 2], got {self.temperature}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.max_tokens < 8:
+            raise ValueError(f"max_tokens must be >= 8 (a JSON answer needs room), got {self.max_tokens}")
+
+
+@dataclass(frozen=True)
+class PairsSampling(JobSampling):
+    """Pair job: the answer is two small integers."""
+
+    max_tokens: int = 32
+
+
+@dataclass(frozen=True)
+class AttributesSampling(JobSampling):
+    """Attribute job: a few bounded strings."""
+
+    max_tokens: int = 160
+
+
+@dataclass(frozen=True)
+class ProfilesSampling(JobSampling):
+    """Profile job: enums, lists and strings."""
+
+    max_tokens: int = 320
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Settings of the LLM augmentation stage.
+
+    Attributes:
+        model: model alias resolved by ``llmrec_local.llm.registry`` (e.g. ``qwen2-7b``) or a model folder.
+        backend: ``vllm`` (offline engine), ``openai`` (any OpenAI-compatible server at `base_url`),
+            ``transformers`` (HF generate + llguidance), or ``auto`` (the factory picks).
+        jobs: subset of ``pairs``, ``attributes``, ``profiles``.
+        k: candidates per user shown to the pair job (|C| = 10 in the paper).
+        pairs, attributes, profiles: per-job sampling.
+        seed: base seed; each request's seed is derived from it, the job, the entity and the attempt.
+        max_retries: extra attempts for a request whose answer failed parsing or the domain checks.
+        retry_temperature_step: temperature added per retry (capped at 1.5), so a retry explores.
+        max_failure_rate: fraction of entities allowed to end without a valid record; above it the job fails.
+        history_max_items, history_max_chars: budget for the history section of a prompt (most recent first);
+            the character budget approximates the token budget at ~4 characters per token.
+        attribute_fields: item attributes the attribute job asks for.
+        max_value_chars: maxLength of every free-text value in the JSON schemas.
+        max_list_items: maxItems of the profile lists (genres, directors).
+        batch_size: requests per backend call (one cache flush per batch).
+        max_requests: when set, each job handles only its first N entities (users/items) of this shard, in
+            index order: a deterministic subset for quick runs. Retries come on top.
+        shard_index, shard_count: this process handles the entities with ``index % shard_count == shard_index``.
+        base_epochs: epochs of the quick LightGCN trained for candidates when neither candidates nor a base run
+            are given.
+    """
+
+    model: str = "qwen2-7b"
+    backend: BackendKind = "auto"
+    jobs: tuple[str, ...] = JOB_NAMES
+    k: int = 10
+    pairs: PairsSampling = field(default_factory=PairsSampling)
+    attributes: AttributesSampling = field(default_factory=AttributesSampling)
+    profiles: ProfilesSampling = field(default_factory=ProfilesSampling)
+    seed: int = 0
+    max_retries: int = 2
+    retry_temperature_step: float = 0.2
+    max_failure_rate: float = 0.05
+    history_max_items: int = 50
+    history_max_chars: int = 4000
+    attribute_fields: tuple[str, ...] = ("director", "country", "language")
+    max_value_chars: int = 48
+    max_list_items: int = 5
+    batch_size: int = 64
+    max_requests: int | None = None
+    shard_index: int = 0
+    shard_count: int = 1
+    base_epochs: int = 20
+
+    def __post_init__(self) -> None:
+        unknown = [j for j in self.jobs if j not in JOB_NAMES]
+        if unknown or not self.jobs:
+            raise ValueError(f"jobs must be a non-empty subset of {list(JOB_NAMES)}, got {list(self.jobs)}")
+        if len(set(self.jobs)) != len(self.jobs):
+            raise ValueError(f"jobs lists a job twice: {list(self.jobs)}")
+        if not 2 <= self.k <= 100:
+            raise ValueError(f"k must be in [2, 100] (a pair needs two candidates), got {self.k}")
+        if self.max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
+        if not 0.0 <= self.max_failure_rate <= 1.0:
+            raise ValueError(f"max_failure_rate must be in [0, 1], got {self.max_failure_rate}")
+        if self.history_max_items < 1 or self.history_max_chars < 100:
+            raise ValueError("history_max_items must be >= 1 and history_max_chars >= 100")
+        if not self.attribute_fields:
+            raise ValueError("attribute_fields must name at least one field (e.g. director)")
+        bad = [f for f in self.attribute_fields if not f.replace("_", "").isalnum() or f in ("item", "cache_key")]
+        if bad:
+            raise ValueError(f"attribute_fields must be plain identifiers other than item/cache_key, got {bad}")
+        if self.max_value_chars < 8 or self.max_list_items < 1:
+            raise ValueError("max_value_chars must be >= 8 and max_list_items >= 1")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.max_requests is not None and self.max_requests < 1:
+            raise ValueError(f"max_requests must be >= 1 when set, got {self.max_requests}")
+        if self.base_epochs < 1:
+            raise ValueError(f"base_epochs must be >= 1, got {self.base_epochs}")
+        if not 0 <= self.shard_index < self.shard_count:
+            raise ValueError(f"shard must satisfy 0 <= index < count, got {self.shard_index}/{self.shard_count}")
+
+    def sampling_for(self, job: str) -> JobSampling:
+        return {"pairs": self.pairs, "attributes": self.attributes, "profiles": self.profiles}[job]
