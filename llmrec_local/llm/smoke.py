@@ -80,7 +80,7 @@ def _build_tokenizer(vocab_size: int, seed: int):  # -> transformers.PreTrainedT
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
     return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
                                    unk_token=None, bos_token=None, chat_template=CHAT_TEMPLATE,
-                                   model_max_length=2048)
+                                   model_max_length=4096)
 
 
 def is_smoke_model(folder: str | Path) -> bool:
@@ -124,7 +124,7 @@ def build_smoke_model(out_dir: str | Path, *, seed: int = 0, hidden: int = 64, l
     pad = tokenizer.convert_tokens_to_ids("<|endoftext|>")
     cfg = Qwen2Config(vocab_size=-(-len(tokenizer) // 64) * 64, hidden_size=hidden, intermediate_size=2 * hidden,
                       num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
-                      head_dim=hidden // heads, max_position_embeddings=2048, tie_word_embeddings=True,
+                      head_dim=hidden // heads, max_position_embeddings=4096, tie_word_embeddings=True,
                       bos_token_id=pad, eos_token_id=eos, pad_token_id=pad, torch_dtype="float32")
     # Build under a fixed seed without disturbing the caller's global RNG state.
     with torch.random.fork_rng(devices=[]):

@@ -56,7 +56,7 @@ def test_explicit_path_resolves_and_forces_offline(smoke_model: Path, monkeypatc
     resolved = resolve_model(str(smoke_model))
     assert resolved.path == smoke_model and resolved.kind == "llm"
     # the folder name matches the smoke alias's expected folder, so its settings apply
-    assert resolved.alias == "smoke" and resolved.settings["max_model_len"] == 1024
+    assert resolved.alias == "smoke" and resolved.settings["max_model_len"] == 4096
     assert resolved.model_id.startswith("smoke@") and len(resolved.model_id) > len("smoke@")
     assert os.environ["HF_HUB_OFFLINE"] == "1"
 

@@ -1,0 +1,44 @@
+"""Paired significance tests between two systems, over per-user metrics or over seeds (scipy.stats)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+
+def paired_arrays(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> dict[str, Any]:
+    """Paired t-test and Wilcoxon signed-rank test of a vs b (same length, same pairing); two-sided.
+
+    Returns ``{"n", "mean_a", "mean_b", "mean_diff", "t_stat", "t_p", "wilcoxon_stat", "wilcoxon_p"}``; a test that
+    is undefined (fewer than 2 pairs, or all differences zero) reports None.
+    """
+    from scipy import stats
+
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if x.shape != y.shape:
+        raise ValueError(f"paired samples need equal shapes, got {x.shape} and {y.shape}")
+    d = x - y
+    out: dict[str, Any] = {"n": int(len(x)), "mean_a": float(x.mean()) if len(x) else None,
+                           "mean_b": float(y.mean()) if len(y) else None,
+                           "mean_diff": float(d.mean()) if len(d) else None,
+                           "t_stat": None, "t_p": None, "wilcoxon_stat": None, "wilcoxon_p": None}
+    if len(d) >= 2 and np.any(d != d[0]):
+        t = stats.ttest_rel(x, y)
+        out.update(t_stat=float(t.statistic), t_p=float(t.pvalue))
+    if len(d) >= 2 and np.any(d != 0):
+        w = stats.wilcoxon(x, y, zero_method="wilcox")
+        out.update(wilcoxon_stat=float(w.statistic), wilcoxon_p=float(w.pvalue))
+    return out
+
+
+def paired_tests(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], metric: str) -> dict[str, Any]:
+    """Per-user paired tests of `metric` between two per-user tables (columns ``user`` + metrics), joined on user."""
+    for name, t in (("a", a), ("b", b)):
+        if metric not in t:
+            raise ValueError(f"metric {metric!r} not in per-user table {name} (has {sorted(t)})")
+    common, ia, ib = np.intersect1d(a["user"], b["user"], return_indices=True)
+    if len(common) != len(a["user"]) or len(common) != len(b["user"]):
+        raise ValueError("the two runs were evaluated on different user sets; evaluate both on the same split")
+    return {"metric": metric, "unit": "user", **paired_arrays(a[metric][ia], b[metric][ib])}

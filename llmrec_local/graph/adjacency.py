@@ -1,0 +1,172 @@
+"""Normalised user-item adjacency as two torch.sparse CSR blocks.
+
+The bipartite graph has no user-user or item-item edges, so its (U+I) x (U+I) adjacency is
+``[[0, R], [R^T, 0]]`` and one propagation step splits into two sparse-dense products:
+``E_u' = A_ui E_i`` (U x I times I x d) and ``E_i' = A_iu E_u`` (I x U times U x d). Keeping the two blocks as
+separate CSR matrices (instead of the joint matrix) halves the work and lets a model propagate users and items
+alternately, as the original LLMRec code does.
+
+Normalisations (``R`` is the binary U x I training matrix, ``d_u``/``d_i`` the user/item degrees):
+
+* ``symmetric`` (LightGCN): ``A_ui = D_u^{-1/2} R D_i^{-1/2}`` and ``A_iu = A_ui^T``.
+* ``row`` (the original LLMRec ``csr_norm(mean_flag=True)``): ``A_ui = D_u^{-1/2} R`` and
+  ``A_iu = D_i^{-1/2} R^T``; each block is scaled by its own row degrees only, with ``+1e-8`` in the degree as in
+  the original.
+
+Products that need gradients go through :meth:`BipartiteGraph.users_from_items` / :meth:`items_from_users`, whose
+backward multiplies by a precomputed transpose (``dL/dX = A^T dL/dY``). Autograd through ``torch.sparse.mm`` on a
+CSR matrix instead transposes and re-sorts the matrix on every backward pass, which made a training step about
+5x slower on CPU (ml-latest-small, LightGCN). With the symmetric normalisation the transposes are the other block,
+so they cost no memory.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+
+Norm = Literal["symmetric", "row"]
+
+
+@dataclass(frozen=True)
+class BipartiteGraph:
+    """Normalised adjacency blocks of a user-item graph.
+
+    Attributes:
+        n_users, n_items: node counts U and I.
+        user_item: CSR (U, I), ``A_ui``.
+        item_user: CSR (I, U), ``A_iu``.
+        user_degree, item_degree: float32 (U,), (I,) training degrees (duplicates removed).
+        norm: which normalisation built the blocks.
+        user_item_t, item_user_t: CSR (I, U) = ``A_ui^T`` and (U, I) = ``A_iu^T``, used by the backward passes.
+    """
+
+    n_users: int
+    n_items: int
+    user_item: torch.Tensor
+    item_user: torch.Tensor
+    user_degree: torch.Tensor
+    item_degree: torch.Tensor
+    norm: Norm
+    user_item_t: torch.Tensor
+    item_user_t: torch.Tensor
+
+    def to(self, device: str | torch.device) -> "BipartiteGraph":
+        return BipartiteGraph(
+            self.n_users, self.n_items, self.user_item.to(device), self.item_user.to(device),
+            self.user_degree.to(device), self.item_degree.to(device), self.norm,
+            self.user_item_t.to(device), self.item_user_t.to(device),
+        )
+
+    def users_from_items(self, item_rows: torch.Tensor) -> torch.Tensor:
+        """``A_ui @ X``: (I, d) -> (U, d), differentiable in X."""
+        return _TransposedBackwardSpMM.apply(item_rows, self.user_item, self.user_item_t)
+
+    def items_from_users(self, user_rows: torch.Tensor) -> torch.Tensor:
+        """``A_iu @ X``: (U, d) -> (I, d), differentiable in X."""
+        return _TransposedBackwardSpMM.apply(user_rows, self.item_user, self.item_user_t)
+
+    @property
+    def device(self) -> torch.device:
+        return self.user_item.device
+
+
+class _TransposedBackwardSpMM(torch.autograd.Function):
+    """``Y = A X`` for a constant sparse A, with ``dL/dX = A^T dL/dY`` from a precomputed CSR transpose."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, a: torch.Tensor, a_t: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.a_t = a_t
+        return torch.sparse.mm(a, x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
+        return torch.sparse.mm(ctx.a_t, grad), None, None
+
+
+def _unique_edges(train: np.ndarray, n_users: int, n_items: int) -> tuple[np.ndarray, np.ndarray]:
+    train = np.asarray(train, dtype=np.int64).reshape(-1, 2)
+    if len(train) and (train[:, 0].min() < 0 or train[:, 0].max() >= n_users):
+        raise DataError(f"training pairs contain a user index outside [0, {n_users})")
+    if len(train) and (train[:, 1].min() < 0 or train[:, 1].max() >= n_items):
+        raise DataError(f"training pairs contain an item index outside [0, {n_items})")
+    keys = np.unique(train[:, 0] * n_items + train[:, 1])  # sorted by (user, item): CSR order for A_ui
+    return keys // n_items, keys % n_items
+
+
+def _csr(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[int, int]) -> torch.Tensor:
+    """CSR from (rows, cols) already sorted by row then column."""
+    crow = np.zeros(shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=shape[0]), out=crow[1:])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(crow), torch.from_numpy(cols.astype(np.int64)),
+            torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32)), size=shape, check_invariants=False,
+        )
+
+
+def build_graph(
+    train: np.ndarray, n_users: int, n_items: int, norm: Norm = "symmetric", device: str | torch.device = "cpu"
+) -> BipartiteGraph:
+    """Build ``A_ui`` and ``A_iu`` from training pairs.
+
+    Args:
+        train: int64 (n, 2) array of (user, item) training pairs; duplicates count once.
+        norm: ``symmetric`` (D_u^-1/2 R D_i^-1/2) or ``row`` (D_u^-1/2 R and D_i^-1/2 R^T, the original's).
+    """
+    if norm not in ("symmetric", "row"):
+        raise ValueError(f"norm must be 'symmetric' or 'row', got {norm!r}")
+    users, items = _unique_edges(train, n_users, n_items)
+    du = np.bincount(users, minlength=n_users).astype(np.float64)
+    di = np.bincount(items, minlength=n_items).astype(np.float64)
+    if norm == "row":
+        w_ui = (du[users] + 1e-8) ** -0.5
+        w_iu = (di[items] + 1e-8) ** -0.5
+    else:
+        w_ui = w_iu = (du[users] * di[items]) ** -0.5
+    order = np.lexsort((users, items))  # item-major order for the transposed block
+    w_iu = np.broadcast_to(w_iu, users.shape)
+    a_ui = _csr(users, items, w_ui, (n_users, n_items)).to(device)
+    a_iu = _csr(items[order], users[order], w_iu[order], (n_items, n_users)).to(device)
+    if norm == "symmetric":
+        a_ui_t, a_iu_t = a_iu, a_ui  # equal weights on both blocks: each is the other's transpose
+    else:
+        a_ui_t = _csr(items[order], users[order], np.broadcast_to(w_ui, users.shape)[order],
+                      (n_items, n_users)).to(device)
+        a_iu_t = _csr(users, items, w_iu, (n_users, n_items)).to(device)
+    return BipartiteGraph(
+        n_users, n_items, a_ui, a_iu,
+        torch.from_numpy(du.astype(np.float32)).to(device), torch.from_numpy(di.astype(np.float32)).to(device), norm,
+        a_ui_t, a_iu_t,
+    )
+
+
+def joint_adjacency(train: np.ndarray, n_users: int, n_items: int) -> torch.Tensor:
+    """The symmetric-normalised (U+I) x (U+I) adjacency ``D^-1/2 [[0, R], [R^T, 0]] D^-1/2`` as CSR.
+
+    Node order: users 0..U-1, then items U..U+I-1. Used to cross-check the block form (same products).
+    """
+    users, items = _unique_edges(train, n_users, n_items)
+    n = n_users + n_items
+    src = np.concatenate([users, items + n_users])
+    dst = np.concatenate([items + n_users, users])
+    deg = np.bincount(src, minlength=n).astype(np.float64)
+    w = (deg[src] * deg[dst]) ** -0.5
+    order = np.lexsort((dst, src))
+    return _csr(src[order], dst[order], w[order], (n, n))
+
+
+def two_hop_pairs(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+    """The sparse product ``first @ second`` of two CSR blocks as a coalesced COO matrix.
+
+    With ``first = A_iu`` and ``second = A_ui`` this is the item-item two-hop operator ``S = A_iu A_ui`` (I x I):
+    ``S[i, j]`` is the weight with which item j's feature reaches item i after one user hop and one item hop.
+    """
+    return torch.sparse.mm(first.to_sparse_coo(), second.to_sparse_coo()).coalesce()

@@ -1,0 +1,96 @@
+"""Loss functions (pure: tensors in, scalar tensor out).
+
+Notation: for a batch of N triples (u, i+, i-) with scores ``y+ = h_u . h_i+`` and ``y- = h_u . h_i-``, the BPR
+log-likelihood of triple n is ``s_n = log sigma(y+_n - y-_n)``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+PruneKeep = Literal["hardest", "easiest"]
+
+
+def bpr_scores(user: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+    """``s_n = log sigma(u_n . p_n - u_n . q_n)``; inputs (N, d), output (N,)."""
+    return F.logsigmoid((user * pos).sum(-1) - (user * neg).sum(-1))
+
+
+def bpr_loss(user: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+    """``L = -1/N sum_n log sigma(u_n . p_n - u_n . q_n)`` (Rendle et al. 2009); inputs (N, d)."""
+    return -bpr_scores(user, pos, neg).mean()
+
+
+def prune_keep_index(losses: torch.Tensor, drop_rate: float, keep: PruneKeep) -> torch.Tensor:
+    """Indices of the triples kept after dropping a fraction `drop_rate` of them, ranked by loss.
+
+    ``n_keep = int((1 - drop_rate) * N)`` (at least 1 when N > 0). ``keep="hardest"`` keeps the n_keep triples with
+    the *largest* loss (the released LLMRec code and paper Eq. 7: sort log sigma ascending, keep the head);
+    ``keep="easiest"`` keeps the n_keep smallest losses (small-loss denoising, the paper's stated intent).
+    Ties are broken by position (stable sort), so the result is deterministic.
+    """
+    if not 0.0 <= drop_rate < 1.0:
+        raise ValueError(f"prune drop rate must be in [0, 1), got {drop_rate}")
+    if keep not in ("hardest", "easiest"):
+        raise ValueError(f"prune keep must be 'hardest' or 'easiest', got {keep!r}")
+    n = losses.shape[0]
+    n_keep = max(int((1.0 - drop_rate) * n), 1) if n else 0
+    order = torch.sort(losses.detach(), descending=(keep == "hardest"), stable=True).indices
+    return order[:n_keep]
+
+
+def pruned_bpr_loss(
+    user: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, drop_rate: float, keep: PruneKeep
+) -> torch.Tensor:
+    """BPR over the triples kept by :func:`prune_keep_index`: ``L = -mean_{n in kept} s_n``.
+
+    The original adds 1e-8 inside the sigmoid (``log sigma(y+ - y- + 1e-8)``); it changes nothing measurable and
+    is left out. With ``drop_rate = 0`` this is plain :func:`bpr_loss`.
+    """
+    s = bpr_scores(user, pos, neg)
+    if drop_rate == 0.0:
+        return -s.mean()
+    return -s[prune_keep_index(-s, drop_rate, keep)].mean()
+
+
+def pruned_bpr_loss_split(
+    user: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, n_observed: int, drop_rate: float, keep: PruneKeep
+) -> torch.Tensor:
+    """BPR where only the extra triples (rows ``n_observed:``, e.g. LLM-augmented) are pruned:
+    ``L = -(sum_{n < n_obs} s_n + sum_{n in kept(extra)} s_n) / (n_obs + |kept|)``.
+
+    This is the paper's stated purpose of pruning (remove unreliable augmented edges) without discarding
+    observed interactions; with no extra rows it is plain BPR.
+    """
+    s = bpr_scores(user, pos, neg)
+    obs, extra = s[:n_observed], s[n_observed:]
+    if drop_rate == 0.0 or len(extra) == 0:
+        return -s.mean()
+    return -torch.cat([obs, extra[prune_keep_index(-extra, drop_rate, keep)]]).mean()
+
+
+def l2_reg(*tensors: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Standard embedding regulariser ``1/(2B) sum_t ||t||_F^2`` over the batch rows of each tensor."""
+    return sum(t.pow(2).sum() for t in tensors) / (2.0 * batch_size)
+
+
+def inverse_reg_original(
+    user: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, batch_size: int
+) -> torch.Tensor:
+    """The original LLMRec "regulariser" (main.py:334-340, bug B5): ``sum_t 1/(2 ||t||_F^2 + 1e-8) / B``.
+
+    It is the inverse of the usual term, so it *rewards* large embeddings; its weight (1e-5) makes it negligible.
+    Kept only for the faithful variant.
+    """
+    return sum(1.0 / (2.0 * t.pow(2).sum() + 1e-8) for t in (user, pos, neg)) / batch_size
+
+
+def sce_loss(pred: torch.Tensor, target: torch.Tensor, gamma: float = 2.0) -> torch.Tensor:
+    """Scaled cosine error (paper Eq. 9, GraphMAE): ``1/|V| sum_v (1 - cos(pred_v, target_v))^gamma``; (n, D) inputs."""
+    if gamma < 1.0:
+        raise ValueError(f"SCE gamma must be >= 1, got {gamma}")
+    cos = F.cosine_similarity(pred, target, dim=-1, eps=1e-8)
+    return (1.0 - cos).pow(gamma).mean()

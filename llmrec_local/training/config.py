@@ -1,0 +1,144 @@
+"""Training configuration: the ``[train]`` table of a recipe (with a nested ``[train.model]`` table).
+
+Settings whose right value depends on the model variant default to ``None`` = "the variant's default", resolved in
+one place (:data:`llmrec_local.models.VARIANT_DEFAULTS`): pruning rule and rate, regulariser weight, weight decay.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ..config import to_dict
+from ..errors import ConfigError
+from ..hashing import stable_hash
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Model architecture and loss settings (names follow the original's flags where one exists).
+
+    name: mf | lightgcn | llmrec. variant (llmrec only): faithful (the released code, quirks included) | fixed.
+    dim: embedding size d. n_layers: LightGCN layers. id_layers: LLMRec ID propagation layers (len(weight_size)).
+    model_cat_rate / user_cat_rate / item_cat_rate: LLMRec fusion weights for image+text / profile / attributes.
+    prune_drop_rate (omega_4), prune_keep (hardest|easiest), prune_scope (all|augmented): loss pruning; None =
+    variant default (faithful 0.71 hardest over all triples, fixed 0.2 easiest over the LLM/noise triples only). reg_weight: None = default (mf/lightgcn 1e-4, faithful 1e-5
+    inverse term, fixed 1e-4 L2). mm_mf_rate, aug_mf_rate, feat_reg_decay: weights of the auxiliary losses.
+    mask_rate, mae_weight, sce_gamma: MAE of the fixed variant (off when mask_rate or mae_weight is 0).
+    """
+
+    name: Literal["mf", "lightgcn", "llmrec"] = "llmrec"
+    variant: Literal["faithful", "fixed"] = "fixed"
+    dim: int = 64
+    n_layers: int = 3
+    id_layers: int = 2
+    model_cat_rate: float = 0.02
+    user_cat_rate: float = 2.8
+    item_cat_rate: float = 0.005
+    prune_drop_rate: float | None = None
+    prune_keep: Literal["hardest", "easiest"] | None = None
+    prune_scope: Literal["all", "augmented"] | None = None
+    reg_weight: float | None = None
+    mm_mf_rate: float = 1e-4
+    aug_mf_rate: float = 0.012
+    feat_reg_decay: float = 1e-5
+    mask_rate: float = 0.0
+    mae_weight: float = 0.0
+    sce_gamma: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.dim < 1 or self.n_layers < 0 or self.id_layers < 1:
+            raise ValueError("dim must be >= 1, n_layers >= 0 and id_layers >= 1")
+        if self.prune_drop_rate is not None and not 0.0 <= self.prune_drop_rate < 1.0:
+            raise ValueError(f"prune_drop_rate must be in [0, 1), got {self.prune_drop_rate}")
+        if not 0.0 <= self.mask_rate <= 1.0:
+            raise ValueError(f"mask_rate must be in [0, 1], got {self.mask_rate}")
+        if self.variant == "faithful" and self.name == "llmrec" and self.mask_rate > 0 and self.mae_weight > 0:
+            raise ValueError("the faithful variant has no MAE (the original ships it disabled); use variant='fixed'")
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """Constructor arguments of the chosen model (side features are added by the trainer)."""
+        if self.name == "mf":
+            return {"dim": self.dim, "reg_weight": 1e-4 if self.reg_weight is None else self.reg_weight}
+        if self.name == "lightgcn":
+            return {"dim": self.dim, "n_layers": self.n_layers,
+                    "reg_weight": 1e-4 if self.reg_weight is None else self.reg_weight}
+        return {
+            "variant": self.variant, "dim": self.dim, "id_layers": self.id_layers,
+            "model_cat_rate": self.model_cat_rate, "user_cat_rate": self.user_cat_rate,
+            "item_cat_rate": self.item_cat_rate, "prune_drop_rate": self.prune_drop_rate,
+            "prune_keep": self.prune_keep, "prune_scope": self.prune_scope, "reg_weight": self.reg_weight, "mm_mf_rate": self.mm_mf_rate,
+            "aug_mf_rate": self.aug_mf_rate, "feat_reg_decay": self.feat_reg_decay, "mask_rate": self.mask_rate,
+            "mae_weight": self.mae_weight, "sce_gamma": self.sce_gamma,
+        }
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training loop settings.
+
+    seed: seeds the model init and the sampling generator. epochs: maximum epochs; one epoch is
+    ``n_train // batch_size + 1`` steps of ``batch_size`` distinct users (the original's schedule).
+    lr, weight_decay: AdamW (None = model default: 0.01 for LLMRec, the original's effective value, else 0).
+    aug_sample_rate (omega_3): LLM triples per batch as a fraction of batch_size. noise_rate: random noisy triples
+    per batch as a fraction of batch_size (to test denoising). protocol: standard (select on validation) | paper
+    (select on test each epoch, the original's rule). select_metric: e.g. recall@20. eval_every, patience:
+    evaluate every n epochs; stop after `patience` evaluations without improvement. eval_chunk: users per
+    ranking chunk. device, progress: runtime only (not part of the config hash).
+    """
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    seed: int = 0
+    epochs: int = 200
+    batch_size: int = 1024
+    lr: float = 1e-3
+    weight_decay: float | None = None
+    aug_sample_rate: float = 0.1
+    noise_rate: float = 0.0
+    protocol: Literal["standard", "paper"] = "standard"
+    select_metric: str = "recall@20"
+    eval_every: int = 1
+    patience: int = 10
+    eval_chunk: int = 2048
+    device: str = "cpu"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.eval_every < 1 or self.patience < 0:
+            raise ValueError("epochs, batch_size and eval_every must be >= 1 and patience >= 0")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        for name in ("aug_sample_rate", "noise_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        kind, _, k = self.select_metric.partition("@")
+        if kind not in ("recall", "ndcg", "precision", "hit") or k not in ("10", "20", "50"):
+            raise ValueError(f"select_metric must be like recall@20 (recall|ndcg|precision|hit @ 10|20|50), "
+                             f"got {self.select_metric!r}")
+
+
+#: Settings that change where or how visibly a run happens, not its result.
+RUNTIME_FIELDS = ("device", "progress")
+
+
+def train_config_hash(config: TrainConfig) -> str:
+    data = {k: v for k, v in to_dict(config).items() if k not in RUNTIME_FIELDS}
+    return stable_hash(data)
+
+
+#: Paper ablations (README.md:86-100 of the original, plus w/o-MAE) as config overrides.
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "w/o-u-i": {"aug_sample_rate": 0.0},
+    "w/o-u": {"model.user_cat_rate": 0.0},  # as in the original: the profile-vs-attribute loss stays on (O4)
+    "w/o-u&i": {"model.user_cat_rate": 0.0, "model.item_cat_rate": 0.0},
+    "w/o-prune": {"model.prune_drop_rate": 0.0},
+    "w/o-mae": {"model.mae_weight": 0.0, "model.mask_rate": 0.0},
+}
+
+
+def ablation_overrides(name: str) -> list[str]:
+    """``key=value`` overrides (for :func:`llmrec_local.config.apply_overrides`) implementing a paper ablation."""
+    key = name.lower()
+    if key not in ABLATIONS:
+        raise ConfigError(f"unknown ablation {name!r}; choose one of {sorted(ABLATIONS)}")
+    return [f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in ABLATIONS[key].items()]
