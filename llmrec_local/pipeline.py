@@ -103,7 +103,7 @@ def _side_inputs(spec: RunSpec, embedded: dict[str, Path], layout: Layout) -> An
         item_attributes=attributes,
         user_profiles=need("user_profiles") if "user_profiles" in spec.side else None,
         pairs=pairs,
-        use_dataset_features=False,
+        use_dataset_features="dataset_features" in spec.side,
     )
 
 
@@ -118,26 +118,43 @@ def _existing_embeddings(layout: Layout) -> dict[str, Path]:
 
 
 def _augment_stats(layout: Layout) -> dict[str, Any]:
-    """Per-job statistics from the augment artifacts' manifests (valid rate, tokens, throughput)."""
+    """Per-job statistics from the augment artifacts: counts and tokens from the manifest, engine figures
+    (prefix-cache hit rate) from ``usage.json``, and the most frequent generated values of each text field."""
     from .artifacts import read_manifest
 
     stats = {}
     for folder in ("pairs", "item_attributes", "user_profiles"):
         path = layout.augment / folder
-        if is_complete(path):
-            manifest = read_manifest(path)
-            counts = manifest.get("counts", {})
-            usage = manifest.get("usage", {})
-            stats[folder] = {
-                "requests": usage.get("requests", counts.get("requests")),
-                "valid": counts.get("records"), "valid_rate": counts.get("valid_rate"),
-                "retries": counts.get("retries"), "failures": counts.get("failures"),
-                "prompt_tokens": usage.get("prompt_tokens"), "completion_tokens": usage.get("completion_tokens"),
-                "requests_per_s": usage.get("requests_per_s"), "output_tokens_per_s": usage.get("output_tokens_per_s"),
-                "prefix_cache_hit_rate": usage.get("prefix_cache_hit_rate"), "wall_s": manifest.get("wall_s"),
-                "distributions": manifest.get("distributions", {}),
-            }
+        if not is_complete(path):
+            continue
+        manifest = read_manifest(path)
+        counts, tokens, speed = manifest.get("counts", {}), manifest.get("tokens", {}), manifest.get("throughput", {})
+        usage = json.loads((path / "usage.json").read_text()) if (path / "usage.json").is_file() else {}
+        stats[folder] = {
+            "requests": counts.get("requests_total"), "valid": counts.get("valid"),
+            "valid_rate": counts.get("valid_rate"), "retries": counts.get("failed_attempts"),
+            "failures": counts.get("failed"), "prompt_tokens": tokens.get("prompt"),
+            "completion_tokens": tokens.get("completion"), "requests_per_s": speed.get("requests_per_s"),
+            "output_tokens_per_s": speed.get("output_tokens_per_s"),
+            "prefix_cache_hit_rate": usage.get("backend_usage", {}).get("prefix_cache_hit_rate"),
+            "wall_s": manifest.get("wall_s"),
+            "usd_at_paper_prices": manifest.get("cost_estimate", {}).get("usd_this_run"),
+            "distributions": _value_counts(path / "records.parquet"),
+        }
     return stats
+
+
+def _value_counts(records: Path, top: int = 10) -> dict[str, dict[str, int]]:
+    """The `top` most frequent values of every String column of an augmentation's records."""
+    import polars as pl
+
+    frame = pl.read_parquet(records)
+    out = {}
+    for name, dtype in frame.schema.items():
+        if dtype == pl.String and name not in ("cache_key", "profile_text"):
+            counts = frame[name].value_counts(sort=True).head(top)
+            out[name] = {str(v): int(c) for v, c in zip(counts[name], counts["count"])}
+    return out
 
 
 def _markers(path: Path | None) -> dict[str, int]:
@@ -154,6 +171,47 @@ def _curve(run_dir: Path) -> list[dict[str, Any]]:
     if not log_path.is_file():
         return []
     return [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+
+
+def _evaluated_runs(recipe: Recipe, layout: Layout) -> list[dict[str, Any]]:
+    """Test metrics and training curves of every run of the recipe that has been evaluated."""
+    from .evaluation.stage import eval_dir
+
+    runs = []
+    for spec in recipe.runs:
+        for seed in recipe.meta.seeds:
+            run = layout.run(spec.name, seed)
+            metrics = eval_dir(run, "test", spec.train.protocol) / "metrics.json"
+            if is_complete(run) and metrics.is_file():
+                runs.append({"name": spec.name, "seed": seed, "protocol": spec.train.protocol, "path": str(run),
+                             "metrics": json.loads(metrics.read_text())["metrics"], "curve": _curve(run)})
+    return runs
+
+
+def _comparisons(recipe: Recipe, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Paired t-tests of every run against the recipe's baseline on Recall@20 and NDCG@20, over seeds and over
+    users (per-user metrics averaged over seeds). Needs every run evaluated for the same seeds under the standard
+    protocol; the paper protocol's numbers are for comparison with published tables only."""
+    from .evaluation.multiseed import summarize_runs
+
+    baseline = recipe.meta.baseline
+    by_name: dict[str, list[Path]] = {}
+    for run in runs:
+        by_name.setdefault(run["name"], []).append(Path(run["path"]))
+    complete = len(by_name) == len(recipe.runs) and all(len(v) == len(recipe.meta.seeds) for v in by_name.values())
+    if not baseline or len(by_name) < 2 or not complete or any(r["protocol"] != "standard" for r in runs):
+        return []
+    summary = summarize_runs(by_name, baseline)
+    out = []
+    for name, entry in summary["systems"].items():
+        if name == baseline:
+            continue
+        for metric in ("recall@20", "ndcg@20"):
+            for over in ("users", "seeds"):
+                test = entry[metric][f"vs_baseline_over_{over}"]
+                out.append({"run": name, "baseline": baseline, "metric": metric, "mean_diff": test["mean_diff"],
+                            "p_value": test["t_p"], "test": f"paired t over {over}", "n": test["n"]})
+    return out
 
 
 def run_pipeline(recipe: Recipe, *, stages: Sequence[str] = STAGES, force: bool = False,
@@ -233,7 +291,6 @@ def run_pipeline(recipe: Recipe, *, stages: Sequence[str] = STAGES, force: bool 
         else:
             embedded = _existing_embeddings(layout)
 
-    run_dirs: dict[str, list[Path]] = {}
     if "train" in stages:
         from dataclasses import replace
 
@@ -246,34 +303,17 @@ def run_pipeline(recipe: Recipe, *, stages: Sequence[str] = STAGES, force: bool 
                 cfg = replace(spec.train, seed=seed, progress=progress)
                 timed(f"train {spec.name} seed {seed}", out, lambda: train(cfg, layout.dataset, out, side=side,
                                                                            force=force))
-    for spec in recipe.runs:
-        run_dirs[spec.name] = [layout.run(spec.name, s) for s in recipe.meta.seeds
-                               if is_complete(layout.run(spec.name, s))]
-
     if "evaluate" in stages:
-        from .evaluation.stage import evaluate
+        from .evaluation.stage import eval_dir, evaluate
 
         for spec in recipe.runs:
-            for seed, run in zip(recipe.meta.seeds, run_dirs[spec.name]):
-                metrics = timed(f"evaluate {spec.name} seed {seed}", run / "eval",
-                                lambda: evaluate(run, layout.dataset, split="test", protocol=spec.train.protocol,
-                                                 device=spec.train.device, force=force))
-                results["runs"].append({"name": spec.name, "seed": seed, "metrics": metrics["metrics"],
-                                        "curve": _curve(run), "path": str(run)})
-        baseline = recipe.meta.baseline
-        if baseline and len(run_dirs) > 1 and all(run_dirs.values()):
-            from .evaluation.multiseed import summarize_runs
-
-            summary = summarize_runs(run_dirs, baseline)
-            for name, entry in summary["systems"].items():
-                if name == baseline:
-                    continue
-                for metric in ("recall@20", "ndcg@20"):
-                    for over in ("users", "seeds"):
-                        test = entry[metric][f"vs_baseline_over_{over}"]
-                        results["comparisons"].append({
-                            "run": name, "baseline": baseline, "metric": metric, "mean_diff": test["mean_diff"],
-                            "p_value": test["t_p"], "test": f"paired t over {over}", "n": test["n"]})
+            for seed in recipe.meta.seeds:
+                run = layout.run(spec.name, seed)
+                timed(f"evaluate {spec.name} seed {seed}", eval_dir(run, "test", spec.train.protocol),
+                      lambda: evaluate(run, layout.dataset, split="test", protocol=spec.train.protocol,
+                                       device=spec.train.device, force=force))
+    results["runs"] = _evaluated_runs(recipe, layout)
+    results["comparisons"] = _comparisons(recipe, results["runs"])
 
     if "report" in stages:
         from .report import write_report

@@ -30,8 +30,9 @@ from .embed.encode import EmbedConfig
 from .errors import ConfigError
 from .training.config import TrainConfig, ablation_overrides
 
-#: Side inputs a run may use, mapped onto the artifacts the augment and embed stages write.
-SIDE_INPUTS = ("item_text", "item_image", "item_attributes", "user_profiles", "pairs")
+#: Side inputs a run may use, mapped onto the artifacts the augment and embed stages write; ``dataset_features``
+#: is the text/image feature matrices shipped inside an LLMRec-layout dataset (``features/*.npy``).
+SIDE_INPUTS = ("item_text", "item_image", "item_attributes", "user_profiles", "pairs", "dataset_features")
 
 
 @dataclass(frozen=True)

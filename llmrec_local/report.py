@@ -71,7 +71,7 @@ def _tables(results: Mapping[str, Any]) -> list[tuple[str, list[str], list[list[
     tables = []
     ds = results.get("dataset") or {}
     if ds:
-        tables.append(("Dataset", ["quantity", "value"], [[k, str(v)] for k, v in ds.items()]))
+        tables.append(("Dataset", ["quantity", "value"], [[k, _cell(v)] for k, v in ds.items()]))
     summary = summarise_runs(results.get("runs", []))
     if summary:
         cols = _metric_columns(summary)
@@ -87,7 +87,7 @@ def _tables(results: Mapping[str, Any]) -> list[tuple[str, list[str], list[list[
     aug = results.get("augment") or {}
     if aug:
         keys = ["requests", "valid_rate", "retries", "failures", "prompt_tokens", "completion_tokens",
-                "requests_per_s", "output_tokens_per_s", "prefix_cache_hit_rate", "wall_s"]
+                "requests_per_s", "output_tokens_per_s", "prefix_cache_hit_rate", "wall_s", "usd_at_paper_prices"]
         rows = [[job] + [_cell(stats.get(k)) for k in keys] for job, stats in aug.items()]
         tables.append(("LLM augmentation", ["job", *keys], rows))
         for job, stats in aug.items():
@@ -108,7 +108,7 @@ def _tables(results: Mapping[str, Any]) -> list[tuple[str, list[str], list[list[
 
 def _cell(v: Any) -> str:
     if isinstance(v, float):
-        return _fmt(v, 3)
+        return _fmt(v, 4) if abs(v) < 10 else f"{v:.1f}"
     return "n/a" if v is None else str(v)
 
 
@@ -195,6 +195,13 @@ def svg_bar_chart(bars: Sequence[tuple[str, float, float]], title: str, width: i
     return "".join(out)
 
 
+def _curve_value(point: Mapping[str, Any], key: str) -> float | None:
+    """`key` of one train_log entry: top level (loss) or inside its ``val`` metrics (evaluated epochs only)."""
+    if key in point:
+        return point[key]
+    return (point.get("val") or {}).get(key)
+
+
 def _plots(results: Mapping[str, Any]) -> list[str]:
     plots = []
     summary = summarise_runs(results.get("runs", []))
@@ -205,9 +212,9 @@ def _plots(results: Mapping[str, Any]) -> list[str]:
     first_seed: dict[str, Mapping[str, Any]] = {}
     for r in curves:
         first_seed.setdefault(r["name"], r)
-    for key, label in (("loss", "training loss"), ("val_recall@20", "validation recall@20")):
-        series = {name: [(float(p["epoch"]), float(p.get(key, float("nan")))) for p in r["curve"] if key in p]
-                  for name, r in first_seed.items()}
+    for key, label in (("loss", "training loss"), ("recall@20", "validation recall@20")):
+        series = {name: [(float(p["epoch"]), float(_curve_value(p, key))) for p in r["curve"]
+                         if _curve_value(p, key) is not None] for name, r in first_seed.items()}
         plots.append(svg_line_chart({k: v for k, v in series.items() if v}, f"{label} (first seed)", "epoch", label))
     stages = [s for s in results.get("stages", []) if not s.get("skipped") and s.get("wall_s")]
     plots.append(svg_bar_chart([(s["stage"], float(s["wall_s"]), 0.0) for s in stages], "Time per stage (s)"))

@@ -16,7 +16,7 @@ def _results() -> dict:
         for seed in (0, 1, 2):
             runs.append({"name": name, "seed": seed,
                          "metrics": {"recall@20": base + 0.01 * seed, "ndcg@20": base / 2},
-                         "curve": [{"epoch": e, "loss": 1.0 / (e + 1), "val_recall@20": base * e / 3}
+                         "curve": [{"epoch": e, "loss": 1.0 / (e + 1), "val": {"recall@20": base * e / 3}}
                                    for e in range(4)]})
     return {
         "recipe": "demo", "config_hash": "abc", "dataset": {"users": 10, "items": 20},
@@ -50,7 +50,7 @@ def test_html_is_self_contained_with_plots(tmp_path: Path) -> None:
     md, page = write_report(_results(), tmp_path / "r")
     text = page.read_text()
     assert md.exists() and text.startswith("<!DOCTYPE html>")
-    assert text.count("<svg") >= 5 and "polyline" in text
+    assert text.count("<svg") >= 6 and text.count("polyline") == 4  # loss and validation curves, two runs each
     assert "http" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "")  # nothing loaded from elsewhere
 
 

@@ -1,5 +1,6 @@
 """``python -m llmrec_local.augment``: run the LLM augmentation jobs, merge shards, import external augmentations.
 
+    python -m llmrec_local.augment --model qwen2-7b          # the bundled ml-latest-small, into artifacts/default
     python -m llmrec_local.augment --model qwen2-7b --data DATASET --out OUT --base-run runs/<id>
     python -m llmrec_local.augment --model smoke --data DATASET --out OUT --jobs attributes,profiles --max-requests 50
     python -m llmrec_local.augment merge --out OUT [--jobs pairs,attributes,profiles]
@@ -40,8 +41,10 @@ def run_parser() -> argparse.ArgumentParser:
                     "again. Other commands: `merge` (combine --shard runs), `import` (bring external "
                     "augmentations), `candidates` (build or import candidate lists); see `<command> --help`.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--data", required=True, help="prepared dataset folder (from python -m llmrec_local.prepare)")
-    p.add_argument("--out", required=True, help="output folder; artifacts go to OUT/augment/<job>/")
+    p.add_argument("--data", help="prepared dataset folder (from python -m llmrec_local.prepare); default: the "
+                                  "bundled MovieLens ml-latest-small, prepared into artifacts/default/dataset")
+    p.add_argument("--out", help="output folder; artifacts go to OUT/augment/<job>/; default: the folder holding "
+                                 "--data when it is named `dataset`, else artifacts/default")
     p.add_argument("--recipe", help="TOML recipe whose [augment] table gives the settings (flags override it)")
     p.add_argument("--model", help="LLM alias from recipes/models.toml (e.g. qwen2-7b, smoke) or a model folder "
                                    "[default: qwen2-7b]")
@@ -100,6 +103,14 @@ def main_run(argv: Sequence[str] | None) -> int:
         return 0
     from .stage import augment
 
+    if args.data is None:
+        from ..data.bundled import DEFAULT_WORKDIR, bundled_dataset
+
+        args.data = bundled_dataset(args.out or DEFAULT_WORKDIR)
+        print(f"--data not given: using the bundled MovieLens ml-latest-small prepared at {args.data}")
+    if args.out is None:
+        data = Path(args.data)
+        args.out = data.parent if data.name == "dataset" else Path("artifacts/default")
     paths = augment(config, args.data, args.out, candidates=args.candidates, base_run=args.base_run,
                     models_dir=args.models_dir, base_url=args.base_url, force=args.force,
                     progress=not args.no_progress)
