@@ -1,10 +1,13 @@
-"""Scripted FakeBackend answers for the augmentation tests (unit tests of logic only)."""
+"""Scripted FakeBackend answers and a stand-in training run for the augmentation tests (unit tests of logic only)."""
 
 from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from llmrec_local.llm.base import GenRequest
 
@@ -30,3 +33,14 @@ def valid_answer(req: GenRequest) -> dict[str, Any]:
 
 def valid_text(req: GenRequest) -> str:
     return json.dumps(valid_answer(req))
+
+
+def write_run(run_dir: Path, n_users: int, n_items: int, dim: int = 8, seed: int = 0) -> Path:
+    """A stand-in training run: only ``embeddings.safetensors`` (what the candidate step reads)."""
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(seed)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_file({"user": rng.normal(size=(n_users, dim)).astype(np.float32),
+               "item": rng.normal(size=(n_items, dim)).astype(np.float32)}, str(run_dir / "embeddings.safetensors"))
+    return run_dir

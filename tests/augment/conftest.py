@@ -1,12 +1,13 @@
 """Fixtures of the augmentation tests: a tiny prepared synthetic dataset and a stand-in base run (random
-embeddings) to compute candidates from. Scripted FakeBackend answers live in `augment_fakes.py`."""
+embeddings, `augment_fakes.write_run`) to compute candidates from. Scripted FakeBackend answers live in
+`augment_fakes.py`."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
+from augment_fakes import write_run
 
 from llmrec_local.data import Dataset, PrepareConfig, generate_synthetic, prepare
 
@@ -21,17 +22,6 @@ def dataset_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture()
 def dataset(dataset_path: Path) -> Dataset:
     return Dataset.load(dataset_path)
-
-
-def write_run(run_dir: Path, n_users: int, n_items: int, dim: int = 8, seed: int = 0) -> Path:
-    """A stand-in training run: only ``embeddings.safetensors`` (what the candidate step reads)."""
-    from safetensors.numpy import save_file
-
-    rng = np.random.default_rng(seed)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_file({"user": rng.normal(size=(n_users, dim)).astype(np.float32),
-               "item": rng.normal(size=(n_items, dim)).astype(np.float32)}, str(run_dir / "embeddings.safetensors"))
-    return run_dir
 
 
 @pytest.fixture(scope="session")

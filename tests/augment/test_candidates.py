@@ -39,7 +39,7 @@ def test_from_run_and_artifact(dataset: Dataset, base_run: Path, tmp_path: Path)
 
 
 def test_from_run_rejects_other_dataset(dataset: Dataset, tmp_path: Path) -> None:
-    from conftest import write_run
+    from augment_fakes import write_run
 
     with pytest.raises(ArtifactError, match="another dataset"):
         from_run(write_run(tmp_path / "r", dataset.n_users + 1, dataset.n_items), dataset, 5)

@@ -1,4 +1,5 @@
-import torch
+"""Planted-group interaction data and a popularity baseline for the training tests."""
+
 import numpy as np
 import pytest
 import torch
@@ -54,12 +55,3 @@ def make_planted():
 @pytest.fixture(scope="session")
 def pop_recall():
     return popularity_recall
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _one_torch_thread():
-    """Tiny tensors: OpenMP threads only add contention on a shared 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
