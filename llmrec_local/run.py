@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_intermixed_args(argv)
     configure_logging(args.verbose)
     recipe = load_recipe(args.recipe, args.overrides)
     if args.dry_run:

@@ -131,3 +131,14 @@ def test_shipped_recipes_load() -> None:
     assert recipes, "no recipes found"
     for path in recipes:
         load_recipe(path)
+
+
+def test_run_cli_dry_run_with_overrides_after_options(capsys: pytest.CaptureFixture[str]) -> None:
+    from llmrec_local.run import main
+
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "quickstart.toml"
+    assert main([str(recipe), "--dry-run", "train.epochs=3", "recipe.seeds=[7]"]) == 0
+    out = capsys.readouterr().out
+    assert "epochs = 3" in out and "seeds = [7]" in out and "# recipe hash: " in out
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['epoch'\]"):
+        main([str(recipe), "--dry-run", "train.epoch=3"])

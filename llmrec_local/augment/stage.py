@@ -122,23 +122,25 @@ def augment(config: AugmentConfig, dataset: DatasetLike | str | Path, out: str |
     ds = load_dataset(dataset)
     dataset_path = str(getattr(ds, "path", ""))
     cache_dir = out / "augment" / "cache"
-    paths: dict[str, Path] = {}
-    jobs = []
-    for name in config.jobs:
-        if name == "pairs":
-            cpath = resolve_candidates(ds, out, config, candidates=candidates, base_run=base_run, force=force)
-            frame, fingerprint = cand.load_candidates(cpath)
-            paths["candidates"] = cpath
-            jobs.append((PairsJob(ds, frame, config, fingerprint), {"dataset": dataset_path,
-                                                                     "candidates": str(cpath)}))
-        elif name == "attributes":
-            jobs.append((AttributesJob(ds, config), {"dataset": dataset_path}))
-        else:
-            jobs.append((ProfilesJob(ds, config), {"dataset": dataset_path}))
+    # Resolve the model before any other work (candidates may train a base model): a missing model folder must
+    # fail in seconds, not after minutes of training.
     own = backend is None
     llm = backend if backend is not None else make_backend(config, models_dir=models_dir, base_url=base_url,
                                                            options=backend_options)
     try:
+        paths: dict[str, Path] = {}
+        jobs = []
+        for name in config.jobs:
+            if name == "pairs":
+                cpath = resolve_candidates(ds, out, config, candidates=candidates, base_run=base_run, force=force)
+                frame, fingerprint = cand.load_candidates(cpath)
+                paths["candidates"] = cpath
+                jobs.append((PairsJob(ds, frame, config, fingerprint), {"dataset": dataset_path,
+                                                                         "candidates": str(cpath)}))
+            elif name == "attributes":
+                jobs.append((AttributesJob(ds, config), {"dataset": dataset_path}))
+            else:
+                jobs.append((ProfilesJob(ds, config), {"dataset": dataset_path}))
         for job, inputs in jobs:
             paths[job.name] = run_job(job, llm, config, artifact_path(out, job.name, config), cache_dir,
                                       inputs=inputs, force=force, progress=progress)

@@ -36,10 +36,11 @@ def test_dry_run_resolves_recipe_flags_and_overrides(tmp_path: Path, capsys: pyt
 
 def test_unknown_alias_exits_2_with_a_clear_message(dataset_path: Path, tmp_path: Path) -> None:
     proc = subprocess.run([*PY, "--model", "no-such-llm", "--models-dir", str(tmp_path), "--data", str(dataset_path),
-                           "--out", str(tmp_path / "o"), "--jobs", "attributes"], capture_output=True, text=True,
-                          timeout=120)
+                           "--out", str(tmp_path / "o"), "--jobs", "pairs,attributes"], capture_output=True,
+                          text=True, timeout=120)
     assert proc.returncode == 2
     assert "error: 'no-such-llm' is neither an existing path nor a registered llm alias" in proc.stderr
+    assert not (tmp_path / "o" / "base_run").exists(), "the model must be resolved before candidates are trained"
 
 
 def test_bad_shard_and_missing_import_source(tmp_path: Path) -> None:
