@@ -10,6 +10,7 @@ folders under the recipe's workdir:
     <workdir>/embed/<source>/                embed
     <workdir>/runs/<run>-seed<k>/            train (eval/ inside: evaluate)
     <workdir>/report/                        report.md, report.html, results.json
+    <workdir>/recipe.resolved.toml           the resolved recipe and its hash
 
 Every stage skips itself when its complete artifact was built from the same config (the stage functions check
 their config hash, which includes their inputs' hashes), so rerunning a recipe only does what changed.
@@ -232,6 +233,8 @@ def run_pipeline(recipe: Recipe, *, stages: Sequence[str] = STAGES, force: bool 
 
     layout = Layout(recipe.meta.workdir)
     layout.root.mkdir(parents=True, exist_ok=True)
+    # The resolved recipe beside its artifacts: what produced them, with every default spelled out.
+    (layout.root / "recipe.resolved.toml").write_text(f"# recipe hash: {recipe.hash}\n{resolved_toml(recipe)}")
     models_dir = models_dir if models_dir is not None else recipe.meta.models_dir
     results: dict[str, Any] = {
         "recipe": recipe.meta.name, "config_hash": recipe.hash, "resolved_recipe": resolved_toml(recipe),

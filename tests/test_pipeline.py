@@ -79,6 +79,7 @@ def test_full_pipeline_skip_and_reproducibility(raw: Path, tmp_path: Path) -> No
     report = tmp_path / "a" / "report"
     assert "recall@20" in (report / "report.md").read_text() and (report / "report.html").read_text().count("<svg")
     assert json.loads((report / "results.json").read_text())["config_hash"] == recipe.hash
+    assert (tmp_path / "a" / "recipe.resolved.toml").read_text().startswith(f"# recipe hash: {recipe.hash}")
     n_calls = len(backend.calls)
     assert n_calls > 0
 
