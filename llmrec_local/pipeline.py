@@ -185,6 +185,9 @@ def _evaluated_runs(recipe: Recipe, layout: Layout) -> list[dict[str, Any]]:
             metrics = eval_dir(run, "test", spec.train.protocol) / "metrics.json"
             if is_complete(run) and metrics.is_file():
                 runs.append({"name": spec.name, "seed": seed, "protocol": spec.train.protocol, "path": str(run),
+                             "ablation": spec.ablation, "model": f"{spec.train.model.name}"
+                             + (f" ({spec.train.model.variant})" if spec.train.model.name == "llmrec" else ""),
+                             "side": list(spec.side),
                              "metrics": json.loads(metrics.read_text())["metrics"], "curve": _curve(run)})
     return runs
 

@@ -43,7 +43,8 @@ def summarise_runs(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for name in order:
         group = grouped[name]
-        row: dict[str, Any] = {"name": name, "seeds": [r["seed"] for r in group]}
+        row: dict[str, Any] = {"name": name, "seeds": [r["seed"] for r in group], "model": group[0].get("model"),
+                               "side": group[0].get("side"), "ablation": group[0].get("ablation")}
         for metric in group[0]["metrics"]:
             values = [float(r["metrics"][metric]) for r in group]
             row[metric] = (statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0)
@@ -78,6 +79,11 @@ def _tables(results: Mapping[str, Any]) -> list[tuple[str, list[str], list[list[
         rows = [[r["name"], str(len(r["seeds"]))] + [f"{_fmt(r[c][0])} ± {_fmt(r[c][1])}" for c in cols]
                 for r in summary]
         tables.append(("Metrics (test split, mean ± std over seeds)", ["run", "seeds", *cols], rows))
+        if any(r.get("model") for r in summary):
+            # What distinguishes the systems: model, side inputs and the paper ablation applied (if any).
+            rows = [[r["name"], str(r.get("model") or ""), ", ".join(r.get("side") or []) or "none",
+                     r.get("ablation") or "-"] for r in summary]
+            tables.append(("Systems and ablations", ["run", "model", "side inputs", "ablation"], rows))
     comps = results.get("comparisons") or []
     if comps:
         rows = [[c["run"], c["baseline"], c["metric"], f"{c['mean_diff']:+.4f}", _p(c.get("p_value")),

@@ -14,7 +14,8 @@ def _results() -> dict:
     runs = []
     for name, base in (("lightgcn", 0.30), ("llmrec", 0.33)):
         for seed in (0, 1, 2):
-            runs.append({"name": name, "seed": seed,
+            runs.append({"name": name, "seed": seed, "model": name, "ablation": "w/o-u" if name == "llmrec" else None,
+                         "side": ["item_text"] if name == "llmrec" else [],
                          "metrics": {"recall@20": base + 0.01 * seed, "ndcg@20": base / 2},
                          "curve": [{"epoch": e, "loss": 1.0 / (e + 1), "val": {"recall@20": base * e / 3}}
                                    for e in range(4)]})
@@ -44,6 +45,7 @@ def test_markdown_has_every_section() -> None:
     assert "| llmrec | 3 | 0.3400 ± 0.0100 | 0.1650 ± 0.0000 |" in md
     assert "| llmrec | lightgcn | recall@20 | +0.0300 | 0.004 | paired t | 3 |" in md
     assert "| USA | 3 |" in md and "skipped (done)" in md and '[recipe]' in md
+    assert "| llmrec | llmrec | item_text | w/o-u |" in md and "| lightgcn | lightgcn | none | - |" in md
 
 
 def test_html_is_self_contained_with_plots(tmp_path: Path) -> None:
