@@ -7,7 +7,7 @@ pairs, the candidates), renders the prompt (`prompts`), names the schema (`schem
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -100,6 +100,19 @@ def _value_counts(values: Sequence[str], top: int = 10) -> str:
     return ", ".join(f"{v} ({n})" for v, n in counts) if counts else "(none)"
 
 
+def _users_with_history(job: str, n_users: int, histories: dict[int, UserHistory], texts: Sequence[ItemText | None],
+                        skipped: list[Skipped]) -> Iterator[tuple[int, str, UserHistory]]:
+    """(user, request key, history) of every user with at least one titled training item; the others are appended
+    to `skipped` (no request is made for them: the model would have nothing to go on)."""
+    for user in range(n_users):
+        key = f"{job}:user:{user}"
+        hist = histories.get(user)
+        if hist is None or not any(texts[i] is not None for i in hist.items):
+            skipped.append(Skipped(user, key, Reason.EMPTY_HISTORY, "no titled training items"))
+            continue
+        yield user, key, hist
+
+
 @dataclass(frozen=True)
 class _PairContext:
     history: HistorySection
@@ -134,13 +147,10 @@ class PairsJob:
                 "dataset": dataset_fingerprint(self.dataset), "candidates": self.candidates_fingerprint}
 
     def plan(self) -> tuple[list[Task], list[Skipped]]:
-        tasks, skipped = [], []
-        for user in range(self.dataset.n_users):
-            key = f"pairs:user:{user}"
-            hist = self.histories.get(user)
-            if hist is None or not any(self.texts[i] is not None for i in hist.items):
-                skipped.append(Skipped(user, key, Reason.EMPTY_HISTORY, "no titled training items"))
-                continue
+        tasks: list[Task] = []
+        skipped: list[Skipped] = []
+        for user, key, hist in _users_with_history("pairs", self.dataset.n_users, self.histories, self.texts,
+                                                   skipped):
             cands = tuple(i for i in self.candidates.get(user, ()) if self.texts[i] is not None)[: self.config.k]
             if len(cands) < 2:
                 skipped.append(Skipped(user, key, Reason.NO_CANDIDATES,
@@ -262,13 +272,10 @@ class ProfilesJob:
                 "genres": list(self.genres), "dataset": dataset_fingerprint(self.dataset)}
 
     def plan(self) -> tuple[list[Task], list[Skipped]]:
-        tasks, skipped = [], []
-        for user in range(self.dataset.n_users):
-            key = f"profiles:user:{user}"
-            hist = self.histories.get(user)
-            if hist is None or not any(self.texts[i] is not None for i in hist.items):
-                skipped.append(Skipped(user, key, Reason.EMPTY_HISTORY, "no titled training items"))
-                continue
+        tasks: list[Task] = []
+        skipped: list[Skipped] = []
+        for user, key, hist in _users_with_history("profiles", self.dataset.n_users, self.histories, self.texts,
+                                                   skipped):
             tasks.append(Task(user, key, (_history(self.texts, hist.items, self.config), hist.by_time)))
         return tasks, skipped
 
