@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -32,6 +30,8 @@ from typing import Any
 
 import httpx
 import numpy as np
+
+from serving.recommend_server import launch, stop
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MIX = (("user", 0.70), ("batch", 0.15), ("fold_in", 0.15))
@@ -53,47 +53,6 @@ def build_run(source: Path, workdir: Path, epochs: int) -> tuple[Path, Path]:
                          lr=0.005, seed=0)
     run = train(config, dataset, workdir / "runs" / "lightgcn")
     return run, dataset
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(run: Path, data: Path | None, log_path: Path, timeout_s: float) -> tuple[subprocess.Popen, str]:
-    """Start the service on a free port; return (process, base URL) once /health answers 200."""
-    port = free_port()
-    cmd = [sys.executable, "-m", "serving.recommend_server", "--run", str(run), "--port", str(port), "--no-access-log"]
-    if data is not None:
-        cmd += ["--data", str(data)]
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("w") as sink:  # a file, not a pipe: an unread pipe would eventually block the server
-        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=sink, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if proc.poll() is not None:
-            raise SystemExit(f"the service exited with status {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            stop_server(proc)
-            raise SystemExit(f"the service was not healthy after {timeout_s} s:\n{log_path.read_text()[-3000:]}")
-        time.sleep(0.2)
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    """SIGTERM to the service's PID (uvicorn shuts down cleanly), SIGKILL if it has not exited after 15 s."""
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=15)
 
 
 def plan_requests(n: int, user_ids: list[str], item_ids: list[str], k: int, batch_users: int, history: int,
@@ -182,14 +141,18 @@ def main() -> None:
     plan = plan_requests(args.warmup + args.requests, user_ids, item_ids, args.k, args.batch_users, args.history,
                          args.seed)
 
-    proc, url = start_server(run, data, args.workdir / "server.log", args.startup_timeout)
+    extra = ["--no-access-log", *(["--data", str(data)] if data is not None else [])]
+    try:
+        proc, url = launch(run, args.workdir / "server.log", extra=extra, timeout_s=args.startup_timeout)
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from exc
     log(f"service pid {proc.pid} at {url}; {args.requests} requests from {args.threads} threads")
     try:
         model = httpx.get(f"{url}/model", timeout=10).json()
         run_load(url, plan[: args.warmup], min(args.threads, max(args.warmup, 1)))
         latencies, errors, wall = run_load(url, plan[args.warmup:], args.threads)
     finally:
-        stop_server(proc)
+        stop(proc)
     kinds = [kind for kind, *_ in plan[args.warmup:]]
     result = {
         "requests": args.requests, "threads": args.threads, "wall_s": round(wall, 3),

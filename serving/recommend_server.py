@@ -1,19 +1,22 @@
 """Serve top-K recommendations of a finished training run over HTTP (FastAPI + uvicorn).
 
-    python -m serving.recommend_server --run artifacts/quickstart/runs/lightgcn-s0
+    python -m serving.recommend_server --run artifacts/quickstart/runs/lightgcn-seed0
     python -m serving.recommend_server --run RUN_DIR --data DATASET_DIR --host 127.0.0.1 --port 8000
 
 The run (and its dataset: the one named in the run manifest unless ``--data`` is given) is loaded before the
 server binds, so an incomplete run, a run of another schema version, a folder that is not a run, or a dataset that
 is not the run's own is refused with ``error: <message>`` and exit status 2. Binds 127.0.0.1 unless told otherwise;
-stop it with Ctrl-C or SIGTERM to its PID.
+stop it with Ctrl-C or SIGTERM to its PID. `launch` and `stop` run it as a child process (tests, load benchmark).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import socket
+import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -60,6 +63,54 @@ def main(argv: Sequence[str] | None = None) -> int:
     uvicorn.run(app, host=args.host, port=args.port, access_log=not args.no_access_log,
                 log_level="debug" if args.verbose else "info")
     return 0
+
+
+def free_port() -> int:
+    """A port that was free a moment ago on 127.0.0.1 (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(run: Path, log_path: Path, *, port: int | None = None, extra: Sequence[str] = (),
+           timeout_s: float = 60.0) -> tuple[subprocess.Popen, str]:
+    """Start the service as a child process on 127.0.0.1 (a free port unless given) and wait for /health.
+
+    Returns (process, base URL). Raises RuntimeError with the tail of the log when the service exits or is not
+    healthy within `timeout_s` (the process is stopped first). Output goes to `log_path`, a file rather than a
+    pipe: a pipe nobody reads would eventually block the server.
+    """
+    import httpx
+
+    port = free_port() if port is None else port
+    cmd = [sys.executable, "-m", "serving.recommend_server", "--run", str(run), "--port", str(port), *extra]
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("w") as sink:
+        proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parents[1], stdout=sink, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the service exited with status {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            stop(proc)
+            raise RuntimeError(f"the service was not healthy after {timeout_s} s:\n{log_path.read_text()[-3000:]}")
+        time.sleep(0.2)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM to the service's PID (uvicorn shuts down cleanly), SIGKILL if it has not exited after 15 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=15)
 
 
 if __name__ == "__main__":

@@ -4,10 +4,7 @@ recommendation server started on 127.0.0.1 as a subprocess (stopped by PID when 
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +15,7 @@ import pytest
 from llmrec_local.data import PrepareConfig, generate_synthetic, prepare
 from llmrec_local.training.config import ModelConfig, TrainConfig
 from llmrec_local.training.trainer import train
+from serving.recommend_server import launch, stop
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,13 +43,6 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
     return TinyRun(raw, dataset, run)
 
 
-def free_port() -> int:
-    """A port that was free a moment ago on 127.0.0.1 (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def server_command(run: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "serving.recommend_server", "--run", str(run), *extra]
 
@@ -66,36 +57,16 @@ class Server:
 @pytest.fixture(scope="session")
 def server(tiny_run: TinyRun, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The real server (uvicorn) for `tiny_run`; waits for /health (60 s at most), stops it by PID afterwards."""
-    port = free_port()
     log = tmp_path_factory.mktemp("server-log") / "server.log"
-    with log.open("w") as sink:  # a file, not a pipe: a full pipe would block the server
-        proc = subprocess.Popen(
-            server_command(tiny_run.run, "--port", str(port), "--max-k", str(MAX_K), "--max-batch", str(MAX_BATCH),
-                           "--max-history", str(MAX_HISTORY), "--no-access-log"),
-            cwd=REPO_ROOT, stdout=sink, stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
+    extra = ["--max-k", str(MAX_K), "--max-batch", str(MAX_BATCH), "--max-history", str(MAX_HISTORY), "--no-access-log"]
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"server not healthy after 60 s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
+        proc, url = launch(tiny_run.run, log, extra=extra, timeout_s=60)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    try:
         yield Server(url, proc.pid, log)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
+        stop(proc)
 
 
 @pytest.fixture()
