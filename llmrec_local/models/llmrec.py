@@ -270,11 +270,13 @@ class LLMRec(Recommender):
         src = "user_src" if name == "profile" else "item_src"
         return getattr(self, f"coef_{src}_{side}")
 
-    def project(self, name: str, side: str, rows: torch.Tensor | None = None) -> torch.Tensor:
+    def project(self, name: str, side: str, rows: torch.Tensor | slice | None = None) -> torch.Tensor:
         """Propagated, projected feature ``name`` on ``side`` ('u' or 'i'): (len(rows), d), or all rows."""
         p = getattr(self, f"feat_{side}_{self._key(name)}")
         c = self._coef(name, side)
-        if rows is not None:
+        if isinstance(rows, slice):
+            p, c = p[rows], c[rows]  # a contiguous block is a view: no copy of the wide feature rows
+        elif rows is not None:
             # index_select copies whole rows (memcpy) and is ~4x faster than advanced indexing for wide features.
             p, c = p.index_select(0, rows), c.index_select(0, rows)
         lin = self.proj[self.type_group[name]]
@@ -299,19 +301,23 @@ class LLMRec(Recommender):
             su, si = su + eu, si + ei
         return su / (self.id_layers + 1), si / (self.id_layers + 1)
 
-    def _fuse(self, base: torch.Tensor, side: str, rows: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """``h = e + sum_t w_t n(t)`` on the given rows; also returns the un-normalised branches."""
+    def _fuse(self, base: torch.Tensor, side: str, rows: torch.Tensor | slice | None
+              ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``h = e + sum_t w_t n(t)`` on the given rows (indices, a contiguous slice, or all); also returns the
+        un-normalised branches."""
         branches: dict[str, torch.Tensor] = {}
         h = base
         # A node without training edges has an empty adjacency row, so every propagated feature (and its bias
         # coefficient) is exactly zero there: project only the warm rows (most items in long-tail data are cold).
         degree = self.graph.user_degree if side == "u" else self.graph.item_degree
-        idx = rows if rows is not None else torch.arange(base.shape[0], device=base.device)
+        if rows is None:
+            rows = slice(0, base.shape[0])
+        idx = torch.arange(rows.start, rows.stop, device=base.device) if isinstance(rows, slice) else rows
         warm = degree[idx] > 0
         all_warm = bool(warm.all())
         for name in [*self.item_types, *(["profile"] if self.has_profile else [])]:
             if all_warm:
-                t = self.project(name, side, idx)
+                t = self.project(name, side, rows)
             else:
                 t = base.new_zeros(len(idx), base.shape[1]).index_put((warm.nonzero().squeeze(1),),
                                                                       self.project(name, side, idx[warm]))
@@ -330,7 +336,7 @@ class LLMRec(Recommender):
         for side, base in (("u", eu), ("i", ei)):
             parts = []
             for start in range(0, base.shape[0], chunk):
-                rows = torch.arange(start, min(start + chunk, base.shape[0]), device=base.device)
+                rows = slice(start, min(start + chunk, base.shape[0]))
                 parts.append(self._fuse(base[rows], side, rows)[0])
             out.append(torch.cat(parts) if parts else base)
         return out[0], out[1]
