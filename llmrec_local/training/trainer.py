@@ -142,7 +142,7 @@ def train(
         state = {"epoch": 0, "best": -math.inf, "best_epoch": -1, "best_metrics": {}, "bad": 0, "stopped": False}
         log_path = w.dir / "train_log.jsonl"
         if (w.dir / CHECKPOINT).is_file():
-            ckpt = torch.load(w.dir / CHECKPOINT, map_location=device, weights_only=False)
+            ckpt = torch.load(w.dir / CHECKPOINT, map_location=device, weights_only=True)
             model.load_state_dict(ckpt["model"])
             optimizer.load_state_dict(ckpt["optimizer"])
             generator.set_state(ckpt["generator"].cpu() if device.type == "cpu" else ckpt["generator"])
@@ -197,7 +197,7 @@ def train(
         bar.close()
 
         if select_split and (w.dir / BEST).is_file():
-            model.load_state_dict(torch.load(w.dir / BEST, map_location=device, weights_only=False))
+            model.load_state_dict(torch.load(w.dir / BEST, map_location=device, weights_only=True))
         else:  # no selection split: the last epoch is the model
             state["best_epoch"] = state["epoch"]
         _write_run(w, model, resolved)
