@@ -61,7 +61,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..graph import BipartiteGraph, sample_mask, two_hop_pairs
+from ..graph import BipartiteGraph, sample_mask, two_hop_block
 from .base import Recommender, TripleBatch
 from .losses import PruneKeep, inverse_reg_original, l2_reg, pruned_bpr_loss, pruned_bpr_loss_split, sce_loss
 
@@ -213,9 +213,6 @@ class LLMRec(Recommender):
             self._register_grams([n for n in ("image", "text") if n in self.type_group])
         self.mae_on = keep_raw and (bool(self.attr_names) or self.has_profile)
         if self.mae_on:
-            with torch.no_grad():
-                self._register_two_hop("item", two_hop_pairs(a_iu, a_ui) if self.attr_names else None)
-                self._register_two_hop("user", two_hop_pairs(a_ui, a_iu) if self.has_profile else None)
             self.mask_token = nn.ParameterDict()
             self.decoder = nn.ModuleDict()
             for group in ({"attr"} if self.attr_names else set()) | ({"profile"} if self.has_profile else set()):
@@ -251,14 +248,6 @@ class LLMRec(Recommender):
                 self.register_buffer(f"gram_{side}_{name}", p.T @ p, persistent=False)
                 self.register_buffer(f"gramv_{side}_{name}", p.T @ c, persistent=False)
                 self.register_buffer(f"gramc_{side}_{name}", c @ c, persistent=False)
-
-    def _register_two_hop(self, side: str, s: torch.Tensor | None) -> None:
-        if s is None:
-            return
-        idx = s.indices()
-        self.register_buffer(f"twohop_{side}_row", idx[0].contiguous(), persistent=False)
-        self.register_buffer(f"twohop_{side}_col", idx[1].contiguous(), persistent=False)
-        self.register_buffer(f"twohop_{side}_val", s.values().contiguous(), persistent=False)
 
     def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]
         out = super()._apply(fn, recurse)
@@ -391,21 +380,23 @@ class LLMRec(Recommender):
         total = sum(parts.values())
         return total, {k: v.detach() for k, v in parts.items()}
 
-    def _masked_code(self, name: str, side: str, rows: torch.Tensor, token: torch.Tensor) -> torch.Tensor:
+    def _two_hop_block(self, side: str, rows: torch.Tensor) -> torch.Tensor:
+        """``S_MM`` (M, M): the two-hop operator between the masked rows, ``S = A_iu A_ui`` for items and
+        ``A_ui A_iu`` for users, computed from the rows' adjacency entries (the full user-user operator would hold
+        tens of millions of entries at Netflix scale)."""
+        g = self.graph
+        if side == "u":
+            return two_hop_block(g.user_item, g.item_user_t, rows)
+        return two_hop_block(g.item_user, g.user_item_t, rows)
+
+    def _masked_code(self, name: str, side: str, rows: torch.Tensor, token: torch.Tensor,
+                     s_mm: torch.Tensor) -> torch.Tensor:
         """``z_M = (two-hop of the projected features)_M - S_MM (F_M - tau)`` for masked rows M (sorted, unique):
         the two-hop code each masked node gets when its own raw feature is replaced by the token (see module doc)."""
         lin = self.proj[self.type_group[name]]
-        raw = getattr(self, f"raw_{self._key(name)}")[rows]
+        raw = getattr(self, f"raw_{self._key(name)}").index_select(0, rows)
         f_m = raw @ lin.weight.T + lin.bias
         full = self.project(name, side, rows)
-        tag = "user" if side == "u" else "item"
-        r, c, v = (getattr(self, f"twohop_{tag}_{x}") for x in ("row", "col", "val"))
-        n_nodes = self.graph.n_users if side == "u" else self.graph.n_items
-        local = torch.full((n_nodes,), -1, dtype=torch.long, device=rows.device)
-        local[rows] = torch.arange(len(rows), device=rows.device)
-        keep = (local[r] >= 0) & (local[c] >= 0)
-        s_mm = torch.zeros(len(rows), len(rows), device=rows.device)
-        s_mm[local[r[keep]], local[c[keep]]] = v[keep]
         return full - s_mm @ (f_m - token)
 
     def _mae_loss(self, ub: torch.Tensor, ib: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -414,8 +405,9 @@ class LLMRec(Recommender):
             rows = ib[sample_mask(len(ib), self.mask_rate, generator=generator, device=ib.device)]
             if len(rows):
                 token = self.mask_token["attr"]
+                s_mm = self._two_hop_block("i", rows)  # shared by every attribute field
                 per_field = [
-                    sce_loss(self.decoder["attr"](self._masked_code(k, "i", rows, token)),
+                    sce_loss(self.decoder["attr"](self._masked_code(k, "i", rows, token, s_mm)),
                              getattr(self, f"raw_{self._key(k)}")[rows], self.sce_gamma)
                     for k in self.attr_names
                 ]
@@ -423,6 +415,7 @@ class LLMRec(Recommender):
         if self.has_profile:
             rows = ub[sample_mask(len(ub), self.mask_rate, generator=generator, device=ub.device)]
             if len(rows):
-                code = self._masked_code("profile", "u", rows, self.mask_token["profile"])
+                code = self._masked_code("profile", "u", rows, self.mask_token["profile"],
+                                         self._two_hop_block("u", rows))
                 losses.append(sce_loss(self.decoder["profile"](code), self.raw_profile[rows], self.sce_gamma))
         return sum(losses) if losses else self.user.new_zeros(())

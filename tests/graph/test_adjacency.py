@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from llmrec_local.graph import build_graph, joint_adjacency, sample_mask, two_hop_pairs
+from llmrec_local.graph import build_graph, joint_adjacency, sample_mask, two_hop_block
 
 TRAIN = np.array([[0, 0], [0, 1], [1, 1], [2, 0], [2, 2], [2, 1], [0, 1]])  # (0, 1) duplicated
 U, I = 4, 3  # user 3 has no edge
@@ -42,10 +42,15 @@ def test_joint_adjacency_equals_block_propagation():
     np.testing.assert_allclose(joint[U:].numpy(), torch.sparse.mm(g.item_user, x[:U]).numpy(), atol=1e-6)
 
 
-def test_two_hop_is_the_sparse_product():
-    g = build_graph(TRAIN, U, I, "row")
-    s = two_hop_pairs(g.item_user, g.user_item).to_dense()
-    np.testing.assert_allclose(s.numpy(), (g.item_user.to_dense() @ g.user_item.to_dense()).numpy(), atol=1e-6)
+@pytest.mark.parametrize("norm", ["row", "symmetric"])
+def test_two_hop_block_is_the_block_of_the_sparse_product(norm: str):
+    g = build_graph(TRAIN, U, I, norm)
+    items = torch.tensor([0, 2])
+    users = torch.tensor([1, 2, 3])  # user 3 has no edge: an empty row
+    s_item = (g.item_user.to_dense() @ g.user_item.to_dense())[items][:, items]
+    s_user = (g.user_item.to_dense() @ g.item_user.to_dense())[users][:, users]
+    np.testing.assert_allclose(two_hop_block(g.item_user, g.user_item_t, items).numpy(), s_item.numpy(), atol=1e-6)
+    np.testing.assert_allclose(two_hop_block(g.user_item, g.item_user_t, users).numpy(), s_user.numpy(), atol=1e-6)
 
 
 def test_out_of_range_pairs_are_rejected():
