@@ -23,11 +23,14 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .artifacts import COMPLETE_MARKER, hardware_summary, is_complete, library_versions
+from .artifacts import COMPLETE_MARKER, hardware_summary, is_complete, library_versions, read_manifest
 from .errors import ArtifactError, ConfigError
 from .recipe import Recipe, RunSpec, resolved_toml
+
+if TYPE_CHECKING:
+    from .training.side import SideInputs
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +82,8 @@ def _ensure_smoke_model(recipe: Recipe) -> Path | None:
     return build_smoke_model(folder)
 
 
-def _side_inputs(spec: RunSpec, embedded: dict[str, Path], layout: Layout) -> Any:
+def _side_inputs(spec: RunSpec, embedded: dict[str, Path], layout: Layout) -> "SideInputs":
+    """The side inputs `spec` asks for, as artifact paths (the trainer loads and checks them)."""
     from .training.side import SideInputs
 
     def need(source: str) -> Path:
@@ -110,8 +114,6 @@ def _side_inputs(spec: RunSpec, embedded: dict[str, Path], layout: Layout) -> An
 
 def _existing_embeddings(layout: Layout) -> dict[str, Path]:
     """Embedding artifacts already in the workdir (for `--from train` after an earlier embed run)."""
-    from .artifacts import read_manifest
-
     found = {}
     for marker in sorted(layout.embed.glob("**/_COMPLETE")):
         found[read_manifest(marker.parent).get("source", marker.parent.name)] = marker.parent
@@ -121,8 +123,6 @@ def _existing_embeddings(layout: Layout) -> dict[str, Path]:
 def _augment_stats(layout: Layout) -> dict[str, Any]:
     """Per-job statistics from the augment artifacts: counts and tokens from the manifest, engine figures
     (prefix-cache hit rate) from ``usage.json``, and the most frequent generated values of each text field."""
-    from .artifacts import read_manifest
-
     stats = {}
     for folder in ("pairs", "item_attributes", "user_profiles"):
         path = layout.augment / folder
@@ -232,15 +232,14 @@ def run_pipeline(recipe: Recipe, *, stages: Sequence[str] = STAGES, force: bool 
         backend: an LLMBackend object to use instead of building one (tests, notebooks).
         echo: where one-line progress messages go.
     """
-    from .artifacts import read_manifest
-
     layout = Layout(recipe.meta.workdir)
     layout.root.mkdir(parents=True, exist_ok=True)
+    resolved = resolved_toml(recipe)
     # The resolved recipe beside its artifacts: what produced them, with every default spelled out.
-    (layout.root / "recipe.resolved.toml").write_text(f"# recipe hash: {recipe.hash}\n{resolved_toml(recipe)}")
+    (layout.root / "recipe.resolved.toml").write_text(f"# recipe hash: {recipe.hash}\n{resolved}")
     models_dir = models_dir if models_dir is not None else recipe.meta.models_dir
     results: dict[str, Any] = {
-        "recipe": recipe.meta.name, "config_hash": recipe.hash, "resolved_recipe": resolved_toml(recipe),
+        "recipe": recipe.meta.name, "config_hash": recipe.hash, "resolved_recipe": resolved,
         "stages": [], "runs": [], "comparisons": [],
         "environment": {"libraries": library_versions(), "hardware": hardware_summary()},
     }
