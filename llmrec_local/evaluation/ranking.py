@@ -63,7 +63,7 @@ def rank_and_score(
     exclude: Sequence[PairIndex] = (),
     *,
     ks: Sequence[int] = DEFAULT_KS,
-    chunk: int = 2048,
+    chunk: int | None = None,
     with_paper_ndcg: bool = False,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Rank all items for every user with held-out items; return (users (n,), per-user metrics {name: (n,)}).
@@ -72,9 +72,13 @@ def rank_and_score(
         user_emb (U, d), item_emb (I, d): score(u, i) = user_emb[u] . item_emb[i].
         truth: held-out positives; evaluated users are those with >= 1 of them.
         exclude: pairs masked out of the ranking (train; plus validation when testing).
+        chunk: users scored per block; None = 256 on CPU (a 256 x I score block stays in cache while top-k reads
+            it: ~25% faster than 2048 at Netflix scale) and 4096 on GPU. The result does not depend on it.
         with_paper_ndcg: also return ``ndcg_paper@k`` (the original's variant).
     """
     device = user_emb.device
+    if chunk is None:
+        chunk = 4096 if device.type == "cuda" else 256
     users_all = torch.nonzero(truth.counts(torch.arange(len(truth.indptr) - 1, device=device)) > 0).squeeze(1)
     k_max = min(max(ks), item_emb.shape[0])
     per_user: dict[str, list[torch.Tensor]] = {}

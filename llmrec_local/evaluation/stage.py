@@ -41,7 +41,8 @@ def load_run_embeddings(run_dir: Path, device: str | torch.device = "cpu") -> tu
 
 
 def per_user_metrics(
-    user: torch.Tensor, item: torch.Tensor, arrays: InteractionArrays, split: str, protocol: str, chunk: int = 2048
+    user: torch.Tensor, item: torch.Tensor, arrays: InteractionArrays, split: str, protocol: str,
+    chunk: int | None = None,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Evaluated users (those with >= 1 `split` item) and their metrics, as numpy arrays."""
     if split not in ("val", "test"):

@@ -298,18 +298,20 @@ class LLMRec(Recommender):
         h = base
         # A node without training edges has an empty adjacency row, so every propagated feature (and its bias
         # coefficient) is exactly zero there: project only the warm rows (most items in long-tail data are cold).
+        # A contiguous block (full-table fusion) is projected whole, as a view: its cold rows come out exactly zero
+        # anyway, and gathering the warm ones would copy the wide feature rows (slower than the extra FLOPs).
         degree = self.graph.user_degree if side == "u" else self.graph.item_degree
         if rows is None:
             rows = slice(0, base.shape[0])
-        idx = torch.arange(rows.start, rows.stop, device=base.device) if isinstance(rows, slice) else rows
-        warm = degree[idx] > 0
-        all_warm = bool(warm.all())
+        warm = None if isinstance(rows, slice) else degree[rows] > 0
+        if warm is not None and bool(warm.all()):
+            warm = None
         for name in [*self.item_types, *(["profile"] if self.has_profile else [])]:
-            if all_warm:
+            if warm is None:
                 t = self.project(name, side, rows)
             else:
-                t = base.new_zeros(len(idx), base.shape[1]).index_put((warm.nonzero().squeeze(1),),
-                                                                      self.project(name, side, idx[warm]))
+                t = base.new_zeros(len(rows), base.shape[1]).index_put((warm.nonzero().squeeze(1),),
+                                                                       self.project(name, side, rows[warm]))
             branches[name] = t
             group = self.type_group[name]
             w = self.rates["ucr"] if group == "profile" else self.rates["icr"] if group == "attr" else self.rates["mcr"]

@@ -84,7 +84,7 @@ class TrainConfig:
     per batch as a fraction of batch_size (to test denoising). protocol: standard (select on validation) | paper
     (select on test each epoch, the original's rule). select_metric: e.g. recall@20. eval_every, patience:
     evaluate every n epochs; stop after `patience` evaluations without improvement. eval_chunk: users per
-    ranking chunk. device, progress: runtime only (not part of the config hash).
+    ranking block (None = by device). device, progress, eval_chunk: runtime only (not part of the config hash).
     """
 
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -99,7 +99,7 @@ class TrainConfig:
     select_metric: str = "recall@20"
     eval_every: int = 1
     patience: int = 10
-    eval_chunk: int = 2048
+    eval_chunk: int | None = None
     device: str = "cpu"
     progress: bool = True
 
@@ -118,7 +118,7 @@ class TrainConfig:
 
 
 #: Settings that change where or how visibly a run happens, not its result.
-RUNTIME_FIELDS = ("device", "progress")
+RUNTIME_FIELDS = ("device", "progress", "eval_chunk")
 
 
 def train_config_hash(config: TrainConfig) -> str:

@@ -167,3 +167,23 @@ def test_variant_graph_mismatch_is_an_error(data):
     train, _ = data
     with pytest.raises(ValueError, match="row"):
         LLMRec(build_graph(train, U, I, "symmetric"), variant="faithful")
+
+
+def test_full_table_fusion_equals_the_gathered_rows_path_with_cold_items():
+    """embeddings() projects contiguous blocks whole (cold rows included); the batch path gathers warm rows only."""
+    rng = np.random.default_rng(0)
+    n_users, n_items = 30, 50
+    train = np.stack([rng.integers(0, n_users, 120), rng.integers(0, 30, 120)], 1)  # items 30..49 are cold
+    model = build_model(
+        "llmrec", n_users=n_users, n_items=n_items, train=train, device=torch.device("cpu"), variant="faithful",
+        item_text=rng.normal(size=(n_items, 16)).astype(np.float32),
+        user_profiles=rng.normal(size=(n_users, 12)).astype(np.float32),
+        item_attributes={f: rng.normal(size=(n_items, 8)).astype(np.float32) for f in ("a", "b")},
+    )
+    model.eval()
+    with torch.no_grad():
+        hu, hi = model.embeddings(chunk=7)
+        eu, ei = model.id_embeddings()
+        users, items = torch.arange(n_users), torch.arange(n_items)
+        torch.testing.assert_close(hu, model._fuse(eu, "u", users)[0], atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(hi, model._fuse(ei, "i", items)[0], atol=1e-6, rtol=1e-5)
