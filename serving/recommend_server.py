@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from llmrec_local.cli import configure_logging, run_main
+
+from . import free_port
 
 log = logging.getLogger("serving.recommend_server")
 
@@ -63,13 +64,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     uvicorn.run(app, host=args.host, port=args.port, access_log=not args.no_access_log,
                 log_level="debug" if args.verbose else "info")
     return 0
-
-
-def free_port() -> int:
-    """A port that was free a moment ago on 127.0.0.1 (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def launch(run: Path, log_path: Path, *, port: int | None = None, extra: Sequence[str] = (),

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +15,7 @@ from llm_helpers import PAIR_SCHEMA, make_requests
 
 from llmrec_local.errors import BackendError, ConfigError
 from llmrec_local.llm.openai_backend import OpenAIBackend
+from serving import free_port
 
 Reply = Callable[[dict[str, Any], int], tuple[int, dict[str, Any]]]
 
@@ -111,9 +111,7 @@ def test_transient_errors_are_retried_and_request_errors_are_not(stub) -> None:
 
 
 def test_dead_server_fails_fast_with_a_clear_error() -> None:
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # a port nobody listens on
     backend = OpenAIBackend(f"http://127.0.0.1:{port}/v1", "m", max_retries=2, backoff_s=0.1, show_progress=False)
     start = time.perf_counter()
     with pytest.raises(BackendError, match=rf"127.0.0.1:{port}.*after 2 retries.*serving.llm_server"):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import socket
 import sys
 import time
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 
 from llmrec_local.errors import BackendError, ConfigError
 from llmrec_local.llm.openai_backend import OpenAIBackend
+from serving import free_port
 from serving.llm_server import load_server_config, start_server, stop_server, vllm_serve_args
 
 # the request builder and validity check are shared with the LLM-layer tests
@@ -30,12 +30,6 @@ def smoke_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     build_smoke_model(models / "llmrec-smoke-llm")
     os.environ.setdefault("VLLM_CACHE_ROOT", str(tmp_path_factory.mktemp("vllm_cache_serving")))
     return models
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_default_config_and_command(tmp_path: Path) -> None:
