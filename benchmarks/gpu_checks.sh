@@ -1,14 +1,72 @@
 #!/usr/bin/env bash
 # The GPU checks of this project in one short script, for the lent check machine (one H200; Python 3.12, torch 2.11,
-# no polars, no vllm, no open_clip, nothing installable): CUDA training and evaluation speed and peak GPU memory at
-# Netflix scale, for the faithful variant and the fixed variant with its MAE. The training path imports no polars,
-# so the repository's working tree is all it needs. Each benchmark prints one JSON line; `DEVICE=cpu PYTHON=.venv/bin/python` runs it here.
-# Usage (from the repository root): bash benchmarks/gpu_checks.sh
-set -euo pipefail
+# sentence-transformers and transformers installed; no polars, vllm or open_clip, nothing installable from a
+# registry). What it checks, in order:
+#   1. the CUDA tests (pytest -m cuda): model loss/gradients/embeddings, full ranking, the train stage, the float16
+#      text encoder and the CLIP image encoder on CUDA against the CPU;
+#   2. benchmarks/train_speed.py on CUDA at Netflix scale (faithful; fixed with its MAE): epoch_s, eval_s, peak GPU MB;
+#   3. the train and evaluate CLIs on CUDA on the prepared ml-latest-small dataset (MF and LightGCN, seeds 0-2, the
+#      quickstart's [train] settings), printed beside the CPU runs of the quickstart when those are carried along.
+# Wheels for the missing pure packages travel in .whl (polars, open_clip_torch, ftfy, wcwidth; see the README's
+# "GPU checks" section); the prepared dataset travels as artifacts/quickstart/dataset.
+# Usage (from the repository root): bash benchmarks/gpu_checks.sh [OUT_DIR]
+# Here, `DEVICE=cpu PYTHON=.venv/bin/python bash benchmarks/gpu_checks.sh` runs the same steps on the CPU.
+set -uo pipefail
 cd "$(dirname "$0")/.."
 DEVICE=${DEVICE:-cuda}
 PY=${PYTHON:-python3}
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+OUT_DIR=${1:-${OUT:-/tmp/gpu_checks}}
+DATA=${DATA:-artifacts/quickstart/dataset}
+CPU_RUNS=${CPU_RUNS:-artifacts/quickstart/runs}
+mkdir -p "$OUT_DIR"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+if compgen -G ".whl/*.whl" >/dev/null; then
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    && export PYTHONPATH="$PYTHONPATH:/tmp/site"
+fi
+status=0
+step() { echo; echo "== $* ($(date +%T))"; }
+
+step "environment"
 "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')"
-"$PY" benchmarks/train_speed.py --device "$DEVICE" --epochs 5 | tail -n 1
-"$PY" benchmarks/train_speed.py --device "$DEVICE" --epochs 5 --variant fixed --mae | tail -n 1
+
+if [ "$DEVICE" = cuda ]; then
+  step "CUDA tests"
+  "$PY" -m pytest -q -p no:cacheprovider -m cuda tests/test_cuda.py tests/training/test_train_cuda.py 2>&1 \
+    | tee "$OUT_DIR/pytest_cuda.log" | tail -n 15 || status=1
+fi
+
+step "train_speed faithful"
+"$PY" benchmarks/train_speed.py --device "$DEVICE" --epochs 5 2>&1 | tee "$OUT_DIR/train_speed_faithful.log" | tail -n 1 || status=1
+step "train_speed fixed + MAE"
+"$PY" benchmarks/train_speed.py --device "$DEVICE" --epochs 5 --variant fixed --mae 2>&1 \
+  | tee "$OUT_DIR/train_speed_fixed_mae.log" | tail -n 1 || status=1
+
+if [ -f "$DATA/_COMPLETE" ]; then
+  step "train + evaluate CLIs on $DATA"
+  mkdir -p "$OUT_DIR/runs"
+  for model in mf lightgcn; do
+    for seed in 0 1 2; do
+      run="$OUT_DIR/runs/$model-seed$seed"
+      "$PY" -m llmrec_local.train --data "$DATA" --out "$run" --model "$model" --seed "$seed" --device "$DEVICE" \
+        epochs=60 patience=5 eval_every=2 batch_size=1024 lr=0.005 progress=false >"$run.log" 2>&1 \
+        && "$PY" -m llmrec_local.evaluate --run "$run" --data "$DATA" --device "$DEVICE" >>"$run.log" 2>&1 \
+        || { status=1; tail -n 5 "$run.log"; }
+    done
+  done
+  "$PY" - "$OUT_DIR/runs" "$CPU_RUNS" <<'EOF'
+import json, sys
+from pathlib import Path
+print(f"{'run':<16}{'where':<7}{'epochs':>7}{'train_s':>9}{'R@20':>8}{'N@20':>8}")
+for run in sorted(Path(sys.argv[1]).glob("*-seed*")):
+    if not run.is_dir():
+        continue
+    for where, folder in (("here", run), ("cpu", Path(sys.argv[2]) / run.name)):
+        if (folder / "eval" / "metrics.json").is_file():
+            m = json.loads((folder / "manifest.json").read_text())
+            t = json.loads((folder / "eval" / "metrics.json").read_text())["metrics"]
+            print(f"{run.name:<16}{where:<7}{m['epochs_run']:>7}{m['train_wall_s']:>9.1f}{t['recall@20']:>8.4f}"
+                  f"{t['ndcg@20']:>8.4f}")
+EOF
+fi
+exit $status

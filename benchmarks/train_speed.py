@@ -68,7 +68,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     from llmrec_local.evaluation.ranking import PairIndex, rank_and_score
     from llmrec_local.models import build_model
-    from llmrec_local.training.sampling import TripleSampler
+    from llmrec_local.training import TripleSampler, make_optimizer
 
     device = torch.device(args.device)
     t0 = time.perf_counter()
@@ -85,7 +85,7 @@ def main() -> None:
     )
     build_s = time.perf_counter() - t0
     print(f"model build (feature propagation) {build_s:.1f}s", file=sys.stderr)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=model.default_weight_decay)
+    opt = make_optimizer(model, 1e-4, model.default_weight_decay)
     gen = torch.Generator(device=device)
     gen.manual_seed(0)
     sampler = TripleSampler(d["train"], N_USERS, N_ITEMS, gen, d["aug"])
