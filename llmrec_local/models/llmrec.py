@@ -24,8 +24,9 @@ Fusion (Models.py:188-197)::
 with ``mcr = model_cat_rate`` (0.02), ``ucr = user_cat_rate`` (2.8), ``icr = item_cat_rate`` (0.005).
 
 Speed: features are fixed inputs, so ``A (X W^T + 1 b^T) = (A X) W^T + (A 1) b^T``. The propagated raw features
-``A X`` and the bias coefficients ``A 1`` are computed once at construction (sparse x dense); a step projects only the
-rows its batch needs.
+``A X`` and the bias coefficients ``A 1`` are computed once at construction (sparse x dense) and kept for the warm nodes
+only (a node without training edges has an empty adjacency row, so both are exactly zero there; most items in
+long-tail data are cold); a step projects only the rows its batch needs.
 
 Loss (main.py:197-283), with ``pBPR`` the pruned BPR of :mod:`.losses`::
 
@@ -63,7 +64,9 @@ from torch import nn
 
 from ..graph import BipartiteGraph, sample_mask, two_hop_block
 from .base import Recommender, TripleBatch
-from .losses import PruneKeep, inverse_reg_original, l2_reg, pruned_bpr_loss, pruned_bpr_loss_split, sce_loss
+from .losses import (
+    PruneKeep, bpr_scores, inverse_reg_original, l2_reg, pruned_score_loss, pruned_score_loss_split, sce_loss,
+)
 
 Variant = Literal["faithful", "fixed"]
 ArrayLike = torch.Tensor | np.ndarray
@@ -84,6 +87,22 @@ VARIANT_DEFAULTS: dict[str, dict[str, object]] = {
 def _as_tensor(x: ArrayLike, device: torch.device) -> torch.Tensor:
     t = torch.as_tensor(np.asarray(x, dtype=np.float32) if isinstance(x, np.ndarray) else x)
     return t.to(device=device, dtype=torch.float32)
+
+
+class _QuadForm(torch.autograd.Function):
+    """``sum(W G * W)`` = trace(W G W^T) for a constant symmetric G, with the gradient ``2 W G`` reusing the
+    forward product (autograd would multiply by G a second time)."""
+
+    @staticmethod
+    def forward(ctx, w: torch.Tensor, g: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        wg = w @ g
+        ctx.save_for_backward(wg)
+        return (wg * w).sum()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        (wg,) = ctx.saved_tensors
+        return 2.0 * grad * wg, None
 
 
 class LLMRec(Recommender):
@@ -160,14 +179,23 @@ class LLMRec(Recommender):
         a_ui, a_iu = graph.user_item, graph.item_user
         ones_i = torch.ones(I, 1, device=dev)
         ones_u = torch.ones(U, 1, device=dev)
+        # Rows of the propagated-feature tables: the warm nodes, in id order; slot_u / slot_i map a node id to its row
+        # (-1 for a cold node).
+        warm_ids: dict[str, torch.Tensor] = {}
+        for side, degree in (("u", graph.user_degree), ("i", graph.item_degree)):
+            warm = degree > 0
+            self.register_buffer(f"slot_{side}", torch.where(warm, torch.cumsum(warm, 0) - 1, -1), persistent=False)
+            warm_ids[side] = warm.nonzero().squeeze(1)
         with torch.no_grad():
             # Bias coefficients A 1: how much of the projection bias each node receives after propagation.
             r_item_src = torch.sparse.mm(a_ui, ones_i)  # users, one hop from items
-            self.register_buffer("coef_item_src_u", r_item_src[:, 0], persistent=False)
-            self.register_buffer("coef_item_src_i", torch.sparse.mm(a_iu, r_item_src)[:, 0], persistent=False)
+            self.register_buffer("coef_item_src_u", r_item_src[warm_ids["u"], 0], persistent=False)
+            self.register_buffer("coef_item_src_i", torch.sparse.mm(a_iu, r_item_src)[warm_ids["i"], 0],
+                                 persistent=False)
             r_user_src = torch.sparse.mm(a_iu, ones_u)  # items, one hop from users
-            self.register_buffer("coef_user_src_i", r_user_src[:, 0], persistent=False)
-            self.register_buffer("coef_user_src_u", torch.sparse.mm(a_ui, r_user_src)[:, 0], persistent=False)
+            self.register_buffer("coef_user_src_i", r_user_src[warm_ids["i"], 0], persistent=False)
+            self.register_buffer("coef_user_src_u", torch.sparse.mm(a_ui, r_user_src)[warm_ids["u"], 0],
+                                 persistent=False)
 
         self.proj = nn.ModuleDict()
         self.item_types: list[str] = []  # feature names whose source is items
@@ -191,7 +219,7 @@ class LLMRec(Recommender):
             self._add_projection(group, xt.shape[1], dim)
             with torch.no_grad():
                 pu = torch.sparse.mm(a_ui, xt)
-                self._register_feature(name, pu, torch.sparse.mm(a_iu, pu))
+                self._register_feature(name, pu, torch.sparse.mm(a_iu, pu), warm_ids)
             if keep_raw and group == "attr":
                 self.register_buffer(f"raw_{self._key(name)}", xt, persistent=False)
             self.item_types.append(name)
@@ -203,11 +231,14 @@ class LLMRec(Recommender):
             self._add_projection("profile", xp.shape[1], dim)
             with torch.no_grad():
                 qi = torch.sparse.mm(a_iu, xp)
-                self._register_feature("profile", torch.sparse.mm(a_ui, qi), qi)
+                self._register_feature("profile", torch.sparse.mm(a_ui, qi), qi, warm_ids)
             if keep_raw:
                 self.register_buffer("raw_profile", xp, persistent=False)
             self.type_group["profile"] = "profile"
         self.attr_names = [n for n in self.item_types if n.startswith("attr:")]
+        # Branch order of _fuse: image, text, attribute fields, profile (the attribute fields are contiguous, so the
+        # loss reads them as one slice).
+        self.features = [*self.item_types, *(["profile"] if self.has_profile else [])]
 
         if feat_reg_decay > 0:
             self._register_grams([n for n in ("image", "text") if n in self.type_group])
@@ -215,7 +246,8 @@ class LLMRec(Recommender):
         if self.mae_on:
             self.mask_token = nn.ParameterDict()
             self.decoder = nn.ModuleDict()
-            for group in ({"attr"} if self.attr_names else set()) | ({"profile"} if self.has_profile else set()):
+            # a list, not a set: the order of creation decides which random draws initialise which decoder
+            for group in [*(["attr"] if self.attr_names else []), *(["profile"] if self.has_profile else [])]:
                 raw_dim = self.proj[group].in_features
                 self.mask_token[group] = nn.Parameter(torch.zeros(dim, device=dev))
                 self.decoder[group] = nn.Sequential(
@@ -234,20 +266,28 @@ class LLMRec(Recommender):
         nn.init.xavier_uniform_(lin.weight)  # bias keeps the PyTorch default, as in the original
         self.proj[group] = lin
 
-    def _register_feature(self, name: str, on_users: torch.Tensor, on_items: torch.Tensor) -> None:
-        """Propagated raw features: ``A X`` restricted to users (U, D) and items (I, D)."""
-        self.register_buffer(f"feat_u_{self._key(name)}", on_users.contiguous(), persistent=False)
-        self.register_buffer(f"feat_i_{self._key(name)}", on_items.contiguous(), persistent=False)
+    def _register_feature(self, name: str, on_users: torch.Tensor, on_items: torch.Tensor,
+                          warm_ids: Mapping[str, torch.Tensor]) -> None:
+        """Propagated raw features ``A X`` (all users (U, D) and items (I, D)), kept for the warm users (U_warm, D)
+        and warm items (I_warm, D) only."""
+        self.register_buffer(f"feat_u_{self._key(name)}", on_users.index_select(0, warm_ids["u"]), persistent=False)
+        self.register_buffer(f"feat_i_{self._key(name)}", on_items.index_select(0, warm_ids["i"]), persistent=False)
 
     def _register_grams(self, names: list[str]) -> None:
-        """For ``||P W^T + c b^T||_F^2 = sum(W G * W) + 2 b . (W v) + (c.c)(b.b)``: G = P^T P, v = P^T c, c.c."""
+        """For ``||P W^T + c b^T||_F^2 = sum(W G * W) + 2 b . (W v) + (c.c)(b.b)``: G = P^T P, v = P^T c, c.c.
+
+        Both sides of a type share W and b, so their norms add up to one such form with G, v and c.c summed over
+        the sides (one quadratic form per type and step instead of two)."""
         for name in names:
+            g, v, cc = 0.0, 0.0, 0.0
             for side in ("u", "i"):
                 p = getattr(self, f"feat_{side}_{self._key(name)}")
                 c = self._coef(name, side)
-                self.register_buffer(f"gram_{side}_{name}", p.T @ p, persistent=False)
-                self.register_buffer(f"gramv_{side}_{name}", p.T @ c, persistent=False)
-                self.register_buffer(f"gramc_{side}_{name}", c @ c, persistent=False)
+                g, v, cc = g + p.T @ p, v + p.T @ c, cc + c @ c
+            # exactly symmetric, so the quadratic form's gradient is 2 W G (see _QuadForm)
+            self.register_buffer(f"gram_{name}", (g + g.T) / 2, persistent=False)
+            self.register_buffer(f"gramv_{name}", v, persistent=False)
+            self.register_buffer(f"gramc_{name}", cc, persistent=False)
 
     def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]
         out = super()._apply(fn, recurse)
@@ -260,7 +300,8 @@ class LLMRec(Recommender):
         return getattr(self, f"coef_{src}_{side}")
 
     def project(self, name: str, side: str, rows: torch.Tensor | slice | None = None) -> torch.Tensor:
-        """Propagated, projected feature ``name`` on ``side`` ('u' or 'i'): (len(rows), d), or all rows."""
+        """Propagated, projected feature ``name`` on ``side`` ('u' or 'i') for the given rows of the warm-node
+        tables (``slot_u`` / ``slot_i`` positions, not node ids): (len(rows), d), or all warm rows."""
         p = getattr(self, f"feat_{side}_{self._key(name)}")
         c = self._coef(name, side)
         if isinstance(rows, slice):
@@ -290,34 +331,41 @@ class LLMRec(Recommender):
             su, si = su + eu, si + ei
         return su / (self.id_layers + 1), si / (self.id_layers + 1)
 
+    def _warm_rows(self, side: str, rows: torch.Tensor | slice) -> tuple[torch.Tensor | slice, torch.Tensor]:
+        """For node ids ``rows`` (indices or a contiguous slice): the warm ones' rows in the feature tables, and their
+        positions in ``rows``. The warm nodes of a contiguous id block are a contiguous block of the tables, returned
+        as a slice (a view, no copy of the wide feature rows)."""
+        slot = self.slot_u if side == "u" else self.slot_i
+        slots = slot[rows] if isinstance(rows, slice) else slot.index_select(0, rows)
+        warm = (slots >= 0).nonzero().squeeze(1)
+        if isinstance(rows, slice):
+            first = int(slots[warm[0]]) if len(warm) else 0
+            return slice(first, first + len(warm)), warm
+        return slots.index_select(0, warm), warm
+
     def _fuse(self, base: torch.Tensor, side: str, rows: torch.Tensor | slice | None
-              ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """``h = e + sum_t w_t n(t)`` on the given rows (indices, a contiguous slice, or all); also returns the
-        un-normalised branches."""
-        branches: dict[str, torch.Tensor] = {}
-        h = base
-        # A node without training edges has an empty adjacency row, so every propagated feature (and its bias
-        # coefficient) is exactly zero there: project only the warm rows (most items in long-tail data are cold).
-        # A contiguous block (full-table fusion) is projected whole, as a view: its cold rows come out exactly zero
-        # anyway, and gathering the warm ones would copy the wide feature rows (slower than the extra FLOPs).
-        degree = self.graph.user_degree if side == "u" else self.graph.item_degree
+              ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor | None]:
+        """``h = e + sum_t w_t n(t)`` on the given rows (indices, a contiguous slice, or all).
+
+        Only the warm rows are projected: a cold node's features are exactly zero, so its ``h`` is ``e``
+        (``n(0) = 0``). Also returns the un-normalised branches t (order of ``self.features``) on the warm rows, and
+        those rows' positions in ``rows`` (None: every row is warm).
+        """
         if rows is None:
             rows = slice(0, base.shape[0])
-        warm = None if isinstance(rows, slice) else degree[rows] > 0
-        if warm is not None and bool(warm.all()):
+        src, warm = self._warm_rows(side, rows)
+        if len(warm) == base.shape[0]:
             warm = None
-        for name in [*self.item_types, *(["profile"] if self.has_profile else [])]:
-            if warm is None:
-                t = self.project(name, side, rows)
-            else:
-                t = base.new_zeros(len(rows), base.shape[1]).index_put((warm.nonzero().squeeze(1),),
-                                                                       self.project(name, side, rows[warm]))
-            branches[name] = t
+        branches = [self.project(name, side, src) for name in self.features]
+        h = base if warm is None else base.index_select(0, warm)
+        for name, t in zip(self.features, branches):
             group = self.type_group[name]
             w = self.rates["ucr"] if group == "profile" else self.rates["icr"] if group == "attr" else self.rates["mcr"]
             if w != 0.0:
                 h = h + w * F.normalize(t, dim=1)
-        return h, branches
+        if warm is not None:
+            h = base.index_put((warm,), h)
+        return h, branches, warm
 
     @torch.no_grad()
     def embeddings(self, chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
@@ -333,18 +381,32 @@ class LLMRec(Recommender):
         return out[0], out[1]
 
     # ----- loss -----------------------------------------------------------------------------------------------
-    def _pbpr(self, u: torch.Tensor, p: torch.Tensor, n: torch.Tensor, n_observed: int) -> torch.Tensor:
+    def _pbpr(self, s: torch.Tensor, n_observed: int) -> torch.Tensor:
+        """Pruned BPR of each column of the log-likelihoods ``s`` (N, T): (T,)."""
         if self.prune_scope == "augmented":
-            return pruned_bpr_loss_split(u, p, n, n_observed, self.prune_drop_rate, self.prune_keep)
-        return pruned_bpr_loss(u, p, n, self.prune_drop_rate, self.prune_keep)
+            return pruned_score_loss_split(s, n_observed, self.prune_drop_rate, self.prune_keep)
+        return pruned_score_loss(s, self.prune_drop_rate, self.prune_keep)
 
-    def _feat_norm2(self, name: str, side: str) -> torch.Tensor:
+    @staticmethod
+    def _branch_table(branches: list[torch.Tensor], warm: torch.Tensor | None, n: int
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The branches stacked (m, T, d) and, for each of the n fused rows, its row in that stack: with cold rows
+        (``warm`` given) the stack ends in one zero row that they all point to."""
+        table = torch.stack(branches, 1)
+        if warm is None:
+            return table, torch.arange(n, device=table.device)
+        slot = torch.full((n,), len(warm), dtype=torch.long, device=table.device)
+        slot[warm] = torch.arange(len(warm), device=table.device)
+        return F.pad(table, (0, 0, 0, 0, 0, 1)), slot
+
+    def _feat_norm2(self, name: str) -> torch.Tensor:
+        """``||t_u||_F^2 + ||t_i||_F^2`` of feature ``name`` over all nodes, from the summed Gram buffers."""
         lin = self.proj[self.type_group[name]]
         w, b = lin.weight, lin.bias
-        g = getattr(self, f"gram_{side}_{name}")
-        v = getattr(self, f"gramv_{side}_{name}")
-        cc = getattr(self, f"gramc_{side}_{name}")
-        return ((w @ g) * w).sum() + 2.0 * (b @ (w @ v)) + cc * (b @ b)
+        g = getattr(self, f"gram_{name}")
+        v = getattr(self, f"gramv_{name}")
+        cc = getattr(self, f"gramc_{name}")
+        return _QuadForm.apply(w, g) + 2.0 * (b @ (w @ v)) + cc * (b @ b)
 
     def loss(
         self, batch: TripleBatch, *, generator: torch.Generator | None = None, training: bool = True
@@ -352,31 +414,44 @@ class LLMRec(Recommender):
         eu, ei = self.id_embeddings()
         ub, u_inv = torch.unique(batch.users, return_inverse=True)
         ib, i_inv = torch.unique(torch.cat([batch.pos, batch.neg]), return_inverse=True)
-        hu_b, bu = self._fuse(eu[ub], "u", ub)
-        hi_b, bi = self._fuse(ei[ib], "i", ib)
+        hu_b, bu, warm_u = self._fuse(eu.index_select(0, ub), "u", ub)
+        hi_b, bi, warm_i = self._fuse(ei.index_select(0, ib), "i", ib)
         n = len(batch)
-        pos_i, neg_i = i_inv[:n], i_inv[n:]
-        hu, hp, hn = hu_b[u_inv], hi_b[pos_i], hi_b[neg_i]
-        parts: dict[str, torch.Tensor] = {}
-        n_obs = batch.n_observed
-        parts["bpr"] = self._pbpr(hu, hp, hn, n_obs)
+        hu = hu_b.index_select(0, u_inv)
+        hi = hi_b.index_select(0, i_inv)  # positives, then negatives
+        hp, hn = hi[:n], hi[n:]
+        # Every BPR term in one (N, T) block of log-likelihoods, pruned column by column: column 0 the fused
+        # embeddings, then image/text user vs item branch (L_mm), then the user profile vs each attribute field.
+        scores = [bpr_scores(hu, hp, hn)[:, None]]
+        n_modal = len([t for t in ("image", "text") if t in self.type_group])  # the first branches
+        n_mm = n_modal if self.mm_mf_rate else 0
+        n_aug = len(self.attr_names) if self.has_profile and self.aug_mf_rate else 0
+        if n_mm or n_aug:
+            table_u, slot_u = self._branch_table(bu, warm_u, len(ub))
+            table_i, slot_i = self._branch_table(bi, warm_i, len(ib))
+            tu = table_u.index_select(0, slot_u.index_select(0, u_inv))  # (N, len(self.features), d)
+            ti = table_i.index_select(0, slot_i.index_select(0, i_inv))
+            tp, tn = ti[:n], ti[n:]
+            if n_mm:
+                scores.append(bpr_scores(tu[:, :n_mm], tp[:, :n_mm], tn[:, :n_mm]))
+            if n_aug:
+                k = slice(n_modal, n_modal + n_aug)
+                scores.append(bpr_scores(tu[:, -1:], tp[:, k], tn[:, k]))  # the profile is the last branch
+        terms = self._pbpr(torch.cat(scores, 1), batch.n_observed)
+        parts: dict[str, torch.Tensor] = {"bpr": terms[0]}
         if self.variant == "faithful":
             parts["reg"] = self.reg_weight * inverse_reg_original(hu, hp, hn, batch_size=n)
         else:
             parts["reg"] = self.reg_weight * l2_reg(
                 self.user[batch.users], self.item[batch.pos], self.item[batch.neg], batch_size=n
             )
-        mm = [self._pbpr(bu[t][u_inv], bi[t][pos_i], bi[t][neg_i], n_obs) for t in ("image", "text") if t in bu]
-        if mm and self.mm_mf_rate:
-            parts["mm"] = self.mm_mf_rate * sum(mm)
-        if self.has_profile and self.attr_names and self.aug_mf_rate:
-            prof = bu["profile"][u_inv]
-            parts["aug"] = self.aug_mf_rate * sum(
-                self._pbpr(prof, bi[k][pos_i], bi[k][neg_i], n_obs) for k in self.attr_names
-            )
-        grams = [(t, s) for t in ("image", "text") if t in self.type_group for s in ("u", "i")]
+        if n_mm:
+            parts["mm"] = self.mm_mf_rate * terms[1:1 + n_mm].sum()
+        if n_aug:
+            parts["aug"] = self.aug_mf_rate * terms[1 + n_mm:].sum()
+        grams = [t for t in ("image", "text") if t in self.type_group]
         if grams and self.feat_reg_decay:
-            parts["featreg"] = self.feat_reg_decay * 0.5 * sum(self._feat_norm2(t, s) for t, s in grams) / self.graph.n_items
+            parts["featreg"] = self.feat_reg_decay * 0.5 * sum(self._feat_norm2(t) for t in grams) / self.graph.n_items
         if self.mae_on and training and self.mae_weight:
             parts["mae"] = self.mae_weight * self._mae_loss(ub, ib, generator)
         total = sum(parts.values())
@@ -398,7 +473,8 @@ class LLMRec(Recommender):
         lin = self.proj[self.type_group[name]]
         raw = getattr(self, f"raw_{self._key(name)}").index_select(0, rows)
         f_m = raw @ lin.weight.T + lin.bias
-        full = self.project(name, side, rows)
+        src, warm = self._warm_rows(side, rows)
+        full = f_m.new_zeros(f_m.shape).index_put((warm,), self.project(name, side, src))  # cold rows: zero
         return full - s_mm @ (f_m - token)
 
     def _mae_loss(self, ub: torch.Tensor, ib: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:

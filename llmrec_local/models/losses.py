@@ -15,7 +15,8 @@ PruneKeep = Literal["hardest", "easiest"]
 
 
 def bpr_scores(user: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-    """``s_n = log sigma(u_n . p_n - u_n . q_n)``; inputs (N, d), output (N,)."""
+    """``s_n = log sigma(u_n . p_n - u_n . q_n)``; inputs (N, d), output (N,). Leading dimensions broadcast, e.g.
+    (N, 1, d) users against (N, T, d) items give (N, T): T terms at once."""
     return F.logsigmoid((user * pos).sum(-1) - (user * neg).sum(-1))
 
 
@@ -30,7 +31,8 @@ def prune_keep_index(losses: torch.Tensor, drop_rate: float, keep: PruneKeep) ->
     ``n_keep = int((1 - drop_rate) * N)`` (at least 1 when N > 0). ``keep="hardest"`` keeps the n_keep triples with
     the *largest* loss (the released LLMRec code and paper Eq. 7: sort log sigma ascending, keep the head);
     ``keep="easiest"`` keeps the n_keep smallest losses (small-loss denoising, the paper's stated intent).
-    Ties are broken by position (stable sort), so the result is deterministic.
+    Ties are broken by position (stable sort), so the result is deterministic. ``losses`` (N,) gives (n_keep,);
+    (N, T) ranks each of the T columns on its own and gives (n_keep, T).
     """
     if not 0.0 <= drop_rate < 1.0:
         raise ValueError(f"prune drop rate must be in [0, 1), got {drop_rate}")
@@ -38,8 +40,32 @@ def prune_keep_index(losses: torch.Tensor, drop_rate: float, keep: PruneKeep) ->
         raise ValueError(f"prune keep must be 'hardest' or 'easiest', got {keep!r}")
     n = losses.shape[0]
     n_keep = max(int((1.0 - drop_rate) * n), 1) if n else 0
-    order = torch.sort(losses.detach(), descending=(keep == "hardest"), stable=True).indices
+    order = torch.sort(losses.detach(), dim=0, descending=(keep == "hardest"), stable=True).indices
     return order[:n_keep]
+
+
+def pruned_score_loss(s: torch.Tensor, drop_rate: float, keep: PruneKeep) -> torch.Tensor:
+    """``L = -mean_{n in kept} s_n`` over the triples kept by :func:`prune_keep_index` (ranked by loss ``-s``).
+
+    ``s`` (N,) gives a scalar; (N, T) holds T independent terms (one per column, each pruned on its own) and gives
+    (T,). With ``drop_rate = 0`` this is the plain mean.
+    """
+    if drop_rate == 0.0:
+        return -s.mean(0)
+    return -s.gather(0, prune_keep_index(-s, drop_rate, keep)).mean(0)
+
+
+def pruned_score_loss_split(s: torch.Tensor, n_observed: int, drop_rate: float, keep: PruneKeep) -> torch.Tensor:
+    """:func:`pruned_score_loss` where only the extra triples (rows ``n_observed:``, e.g. LLM-augmented) are pruned:
+    ``L = -(sum_{n < n_obs} s_n + sum_{n in kept(extra)} s_n) / (n_obs + |kept|)``, per column of ``s``.
+
+    This is the paper's stated purpose of pruning (remove unreliable augmented edges) without discarding
+    observed interactions; with no extra rows it is the plain mean.
+    """
+    obs, extra = s[:n_observed], s[n_observed:]
+    if drop_rate == 0.0 or len(extra) == 0:
+        return -s.mean(0)
+    return -torch.cat([obs, extra.gather(0, prune_keep_index(-extra, drop_rate, keep))]).mean(0)
 
 
 def pruned_bpr_loss(
@@ -50,26 +76,15 @@ def pruned_bpr_loss(
     The original adds 1e-8 inside the sigmoid (``log sigma(y+ - y- + 1e-8)``); it changes nothing measurable and
     is left out. With ``drop_rate = 0`` this is plain :func:`bpr_loss`.
     """
-    s = bpr_scores(user, pos, neg)
-    if drop_rate == 0.0:
-        return -s.mean()
-    return -s[prune_keep_index(-s, drop_rate, keep)].mean()
+    return pruned_score_loss(bpr_scores(user, pos, neg), drop_rate, keep)
 
 
 def pruned_bpr_loss_split(
     user: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, n_observed: int, drop_rate: float, keep: PruneKeep
 ) -> torch.Tensor:
-    """BPR where only the extra triples (rows ``n_observed:``, e.g. LLM-augmented) are pruned:
-    ``L = -(sum_{n < n_obs} s_n + sum_{n in kept(extra)} s_n) / (n_obs + |kept|)``.
-
-    This is the paper's stated purpose of pruning (remove unreliable augmented edges) without discarding
-    observed interactions; with no extra rows it is plain BPR.
-    """
-    s = bpr_scores(user, pos, neg)
-    obs, extra = s[:n_observed], s[n_observed:]
-    if drop_rate == 0.0 or len(extra) == 0:
-        return -s.mean()
-    return -torch.cat([obs, extra[prune_keep_index(-extra, drop_rate, keep)]]).mean()
+    """BPR where only the extra triples (rows ``n_observed:``) are pruned (:func:`pruned_score_loss_split`); with
+    no extra rows it is plain BPR."""
+    return pruned_score_loss_split(bpr_scores(user, pos, neg), n_observed, drop_rate, keep)
 
 
 def l2_reg(*tensors: torch.Tensor, batch_size: int) -> torch.Tensor:

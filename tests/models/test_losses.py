@@ -67,3 +67,20 @@ def test_split_pruning_keeps_every_observed_triple():
     got = pruned_bpr_loss_split(u, p, n, 2, 0.5, "easiest")
     assert got.item() == pytest.approx(expected.item(), rel=1e-6)
     assert pruned_bpr_loss_split(u, p, n, 6, 0.5, "easiest").item() == pytest.approx(bpr_loss(u, p, n).item())
+
+
+def test_score_loss_prunes_each_column_on_its_own():
+    from llmrec_local.models.losses import pruned_bpr_loss_split, pruned_score_loss, pruned_score_loss_split
+
+    g = torch.Generator().manual_seed(0)
+    u, p, n = (torch.randn(50, 3, 4, generator=g) for _ in range(3))
+    s = F.logsigmoid((u * p).sum(-1) - (u * n).sum(-1))  # (50, 3): three independent terms
+    for keep in ("hardest", "easiest"):
+        got = pruned_score_loss(s, 0.71, keep)
+        assert got.shape == (3,)
+        for t in range(3):
+            assert got[t].item() == pytest.approx(pruned_bpr_loss(u[:, t], p[:, t], n[:, t], 0.71, keep).item())
+        split = pruned_score_loss_split(s, 30, 0.5, keep)
+        for t in range(3):
+            expected = pruned_bpr_loss_split(u[:, t], p[:, t], n[:, t], 30, 0.5, keep)
+            assert split[t].item() == pytest.approx(expected.item())
