@@ -56,6 +56,22 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def profile_steps(n: int, step, device: torch.device) -> None:  # type: ignore[no-untyped-def]
+    """Run ``n`` training steps under torch.profiler; print the operators with the most self time (device time on
+    CUDA, host time on CPU) and the host time per step to stderr."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        for _ in range(n):
+            step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    print(prof.key_averages().table(sort_by=key, row_limit=25), file=sys.stderr)
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15), file=sys.stderr)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", default="cpu")
@@ -63,6 +79,8 @@ def main() -> None:
     p.add_argument("--variant", choices=["faithful", "fixed"], default="faithful")
     p.add_argument("--mae", action="store_true", help="fixed variant with the MAE on (mask_rate 0.2)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
+    p.add_argument("--profile", type=int, default=0, metavar="STEPS",
+                   help="after timing, profile this many steps and print the top operators to stderr")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -95,20 +113,26 @@ def main() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
+    def step() -> torch.Tensor:
+        batch = sampler.sample(1024, aug_sample_rate=0.1)
+        loss, _ = model.loss(batch, generator=gen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss
+
     epoch_times = []
     for epoch in range(args.epochs):
         model.train()
         sync()
         t0 = time.perf_counter()
         for _ in range(steps):
-            batch = sampler.sample(1024, aug_sample_rate=0.1)
-            loss, _ = model.loss(batch, generator=gen)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            loss = step()
         sync()
         epoch_times.append(time.perf_counter() - t0)
         print(f"epoch {epoch + 1}: {epoch_times[-1]:.2f}s, loss {float(loss.detach()):.4f}", file=sys.stderr)
+    if args.profile:
+        profile_steps(args.profile, step, device)
     truth = PairIndex.build(d["test"], N_USERS, N_ITEMS, device)
     exclude = [PairIndex.build(d["train"], N_USERS, N_ITEMS, device)]
     eval_times = []

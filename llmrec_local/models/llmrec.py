@@ -159,7 +159,6 @@ class LLMRec(Recommender):
         self.variant = variant
         self.graph = graph
         self.id_layers = id_layers
-        self.rates = {"mcr": model_cat_rate, "ucr": user_cat_rate, "icr": item_cat_rate}
         self.prune_drop_rate = float(defaults["prune_drop_rate"] if prune_drop_rate is None else prune_drop_rate)
         self.prune_keep: PruneKeep = defaults["prune_keep"] if prune_keep is None else prune_keep  # type: ignore
         self.prune_scope = str(defaults["prune_scope"] if prune_scope is None else prune_scope)
@@ -239,6 +238,9 @@ class LLMRec(Recommender):
         # Branch order of _fuse: image, text, attribute fields, profile (the attribute fields are contiguous, so the
         # loss reads them as one slice).
         self.features = [*self.item_types, *(["profile"] if self.has_profile else [])]
+        rate = {"profile": user_cat_rate, "attr": item_cat_rate, "image": model_cat_rate, "text": model_cat_rate}
+        self.register_buffer("branch_weight", torch.tensor([rate[self.type_group[f]] for f in self.features],
+                                                           device=dev), persistent=False)  # w_t, (T,)
 
         if feat_reg_decay > 0:
             self._register_grams([n for n in ("image", "text") if n in self.type_group])
@@ -344,28 +346,28 @@ class LLMRec(Recommender):
         return slots.index_select(0, warm), warm
 
     def _fuse(self, base: torch.Tensor, side: str, rows: torch.Tensor | slice | None
-              ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor | None]:
+              ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """``h = e + sum_t w_t n(t)`` on the given rows (indices, a contiguous slice, or all).
 
         Only the warm rows are projected: a cold node's features are exactly zero, so its ``h`` is ``e``
-        (``n(0) = 0``). Also returns the un-normalised branches t (order of ``self.features``) on the warm rows, and
-        those rows' positions in ``rows`` (None: every row is warm).
+        (``n(0) = 0``). Also returns the un-normalised branches stacked as (m, T, d) over the m warm rows (T in the
+        order of ``self.features``; None without side features), and those rows' positions in ``rows`` (None: every
+        row is warm). The T branches are normalised and weighted as one stacked tensor: a handful of kernels instead
+        of a handful per branch (on a GPU the step is bound by kernel launches, not arithmetic).
         """
+        if not self.features:
+            return base, None, None
         if rows is None:
             rows = slice(0, base.shape[0])
         src, warm = self._warm_rows(side, rows)
         if len(warm) == base.shape[0]:
             warm = None
-        branches = [self.project(name, side, src) for name in self.features]
+        table = torch.stack([self.project(name, side, src) for name in self.features], 1)
         h = base if warm is None else base.index_select(0, warm)
-        for name, t in zip(self.features, branches):
-            group = self.type_group[name]
-            w = self.rates["ucr"] if group == "profile" else self.rates["icr"] if group == "attr" else self.rates["mcr"]
-            if w != 0.0:
-                h = h + w * F.normalize(t, dim=1)
+        h = h + (F.normalize(table, dim=2) * self.branch_weight[:, None]).sum(1)
         if warm is not None:
             h = base.index_put((warm,), h)
-        return h, branches, warm
+        return h, table, warm
 
     @torch.no_grad()
     def embeddings(self, chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
@@ -388,11 +390,9 @@ class LLMRec(Recommender):
         return pruned_score_loss(s, self.prune_drop_rate, self.prune_keep)
 
     @staticmethod
-    def _branch_table(branches: list[torch.Tensor], warm: torch.Tensor | None, n: int
-                      ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The branches stacked (m, T, d) and, for each of the n fused rows, its row in that stack: with cold rows
-        (``warm`` given) the stack ends in one zero row that they all point to."""
-        table = torch.stack(branches, 1)
+    def _branch_rows(table: torch.Tensor, warm: torch.Tensor | None, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The stacked branches (m, T, d) of :meth:`_fuse` and, for each of its n fused rows, that row's row in the
+        stack: with cold rows (``warm`` given) the stack gains one zero row that they all point to."""
         if warm is None:
             return table, torch.arange(n, device=table.device)
         slot = torch.full((n,), len(warm), dtype=torch.long, device=table.device)
@@ -426,9 +426,9 @@ class LLMRec(Recommender):
         n_modal = len([t for t in ("image", "text") if t in self.type_group])  # the first branches
         n_mm = n_modal if self.mm_mf_rate else 0
         n_aug = len(self.attr_names) if self.has_profile and self.aug_mf_rate else 0
-        if n_mm or n_aug:
-            table_u, slot_u = self._branch_table(bu, warm_u, len(ub))
-            table_i, slot_i = self._branch_table(bi, warm_i, len(ib))
+        if bu is not None and bi is not None and (n_mm or n_aug):
+            table_u, slot_u = self._branch_rows(bu, warm_u, len(ub))
+            table_i, slot_i = self._branch_rows(bi, warm_i, len(ib))
             tu = table_u.index_select(0, slot_u.index_select(0, u_inv))  # (N, len(self.features), d)
             ti = table_i.index_select(0, slot_i.index_select(0, i_inv))
             tp, tn = ti[:n], ti[n:]
