@@ -11,6 +11,7 @@ Prints progress to stderr and, as its LAST stdout line, one JSON object:
 
     python benchmarks/train_speed.py                 # CPU, 3 epochs
     python benchmarks/train_speed.py --device cuda --epochs 5
+    python benchmarks/train_speed.py --epochs 1 --profile 10   # then the top operators of 10 profiled steps
 """
 
 from __future__ import annotations
