@@ -222,15 +222,19 @@ class RunRecommender:
             raise UnknownIdError(f"unknown user_id {user_id!r}: not in the users table of dataset "
                                  f"{self.dataset_dir}", status=404) from None
 
+    def _check_known(self, kind: str, ids: Sequence[str], index: dict[str, int]) -> None:
+        """One error (status 422: they are body values) naming up to ten ids of ``kind`` missing from ``index``."""
+        unknown = [i for i in ids if i not in index]
+        if unknown:
+            raise UnknownIdError(f"unknown {kind}_id(s) {unknown[:10]!r}{' ...' if len(unknown) > 10 else ''}: "
+                                 f"not in the {kind}s table of dataset {self.dataset_dir}", status=422)
+
     def user_indices(self, user_ids: Sequence[str]) -> np.ndarray:
         """(B,) int64 indices; one error listing every unknown id (status 422: they are body values)."""
         if len(user_ids) > self.limits.max_batch:
             raise ServingInputError(f"{len(user_ids)} users in one batch; at most {self.limits.max_batch} "
                                     f"are accepted (split the request)")
-        unknown = [u for u in user_ids if u not in self._user_index]
-        if unknown:
-            raise UnknownIdError(f"unknown user_id(s) {unknown[:10]!r}{' ...' if len(unknown) > 10 else ''}: "
-                                 f"not in the users table of dataset {self.dataset_dir}", status=422)
+        self._check_known("user", user_ids, self._user_index)
         return np.array([self._user_index[u] for u in user_ids], dtype=np.int64)
 
     def item_indices(self, item_ids: Sequence[str]) -> np.ndarray:
@@ -240,10 +244,7 @@ class RunRecommender:
         if len(item_ids) > self.limits.max_history:
             raise ServingInputError(f"{len(item_ids)} history items; at most {self.limits.max_history} are "
                                     f"accepted")
-        unknown = [i for i in item_ids if i not in self._item_index]
-        if unknown:
-            raise UnknownIdError(f"unknown item_id(s) {unknown[:10]!r}{' ...' if len(unknown) > 10 else ''}: "
-                                 f"not in the items table of dataset {self.dataset_dir}", status=422)
+        self._check_known("item", item_ids, self._item_index)
         return np.array(list(dict.fromkeys(self._item_index[i] for i in item_ids)), dtype=np.int64)
 
     # ------------------------------------------------------------------------------------------- ranking
