@@ -10,8 +10,10 @@ template notes, recommended settings, optional sha256 of files). `resolve_model`
 
 and checks that each candidate holds what its kind needs (LLM: config, tokenizer, weights; text embedder: a
 sentence-transformers folder; image encoder: an open_clip folder or a checkpoint file). A miss raises
-`ModelNotFoundError` listing every place looked at, why each one failed, and how to place the weights. On success
-offline mode is forced (``HF_HUB_OFFLINE=1``), so no library below us can reach the hub either.
+`ModelNotFoundError` listing every place looked at, why each one failed, and how to place the weights. A folder with
+a ``SHA256SUMS`` file (every model in an offline kit has one) is checked against it on every load; digests are cached
+by (size, mtime, inode), so only the first load of a copy reads the weights. On success offline mode is forced
+(``HF_HUB_OFFLINE=1``), so no library below us can reach the hub either.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any, Literal
 
 from ..config import from_mapping, load_toml
 from ..errors import ConfigError, ModelNotFoundError
-from ..hashing import file_sha256, stable_hash
+from ..hashing import cached_file_sha256s, file_sha256, stable_hash, weight_files_hash
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +67,9 @@ class ResolvedModel:
         path: absolute path of the folder (or of the checkpoint file for a bare image-encoder checkpoint).
         kind: "llm", "text_embedder" or "image_encoder".
         settings: recommended settings from the registry (empty for unregistered paths).
-        model_id: ``"<alias>@<fingerprint>"``; the fingerprint hashes config/tokenizer contents and weight file
-            names and sizes, so cache keys change when the weights are replaced, without reading gigabytes.
+        model_id: ``"<alias>@<fingerprint>"``; the fingerprint hashes config/tokenizer contents and the weight
+            files' names and sha256 (`llmrec_local.hashing.weight_files_hash`, cached by size, mtime and inode, so
+            gigabytes are read once per copy), so cache keys change when the weights are replaced.
     """
 
     alias: str
@@ -179,11 +182,15 @@ def verify_model_hashes(path: Path, expected: Mapping[str, str]) -> None:
         raise ModelNotFoundError(
             f"verify_hashes was requested for {path} but no digests are known: add a [models.<alias>.sha256] table "
             f"to the registry or a {MANIFEST_NAME} file (`sha256sum * > {MANIFEST_NAME}`) to the folder")
-    for name, digest in sorted(expected.items()):
-        target = path / name if path.is_dir() else path
+    targets = {name: path / name if path.is_dir() else path for name in expected}
+    for name, target in sorted(targets.items()):
         if not target.is_file():
             raise ModelNotFoundError(f"{target} is listed with a sha256 but missing; copy the complete model folder")
-        actual = file_sha256(target)
+    # cached by (size, mtime, inode): a verified 15 GB model costs a stat per file on the next load
+    actual_by_path = cached_file_sha256s(list(targets.values()))
+    for name, digest in sorted(expected.items()):
+        target = targets[name]
+        actual = actual_by_path[target.resolve()]
         if actual != digest.lower():
             raise ModelNotFoundError(f"{target}: sha256 {actual} != expected {digest}; the file is corrupt or a "
                                      f"different revision; copy it again from the source")
@@ -191,12 +198,12 @@ def verify_model_hashes(path: Path, expected: Mapping[str, str]) -> None:
 
 def _fingerprint(path: Path) -> str:
     if path.is_file():
-        return stable_hash([path.name, path.stat().st_size], 12)
+        return stable_hash([path.name, weight_files_hash([path])], 12)
     parts: list[Any] = []
     for name in ("config.json", "modules.json", "open_clip_config.json", "tokenizer.json", "tokenizer_config.json"):
         if (path / name).is_file():
             parts.append([name, file_sha256(path / name)])
-    parts.extend([p.name, p.stat().st_size] for p in _weights_in(path))
+    parts.append(["weights", weight_files_hash(_weights_in(path), root=path)])
     return stable_hash(parts, 12)
 
 
@@ -292,7 +299,8 @@ def resolve_model(name_or_path: str, *, kind: Literal["llm", "text_embedder", "i
 
 
 def _resolved(alias: str, path: Path, kind: str, entry: ModelEntry | None, verify_hashes: bool) -> ResolvedModel:
-    if verify_hashes:
+    # A folder that carries its own digests (a kit, or `sha256sum * > SHA256SUMS`) is always checked on load.
+    if verify_hashes or (path.is_dir() and (path / MANIFEST_NAME).is_file()):
         verify_model_hashes(path, entry.sha256 if entry else {})
     _force_offline()
     settings = dict(entry.settings) if entry else {}
