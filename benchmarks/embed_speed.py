@@ -25,8 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from llmrec_local.cli import set_offline_env
-from llmrec_local.embed.encode import EmbedConfig, build_image_encoder, build_text_encoder
+from llmrec_local.embed.stage import EmbedConfig, build_image_encoder, build_text_encoder
 
 _WORDS = ("night day city love war dark star last lost secret king river summer winter home road dream island "
           "story ghost queen return game heart fire blue red golden").split()
@@ -75,7 +74,6 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    set_offline_env()
 
     import torch
 

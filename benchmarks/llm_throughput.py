@@ -167,8 +167,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    from llmrec_local.cli import set_offline_env
 
-    set_offline_env()
     main()
     sys.exit(0)

@@ -43,9 +43,9 @@ def log(message: str) -> None:
 
 def build_run(source: Path, workdir: Path, epochs: int) -> tuple[Path, Path]:
     """Prepare `source` (MovieLens layout) and train a LightGCN on it; returns (run_dir, dataset_dir)."""
-    from llmrec_local.data import PrepareConfig, prepare
-    from llmrec_local.training.config import ModelConfig, TrainConfig
-    from llmrec_local.training.trainer import train
+    from llmrec_local.prepare.stage import PrepareConfig, prepare
+    from llmrec_local.train.config import ModelConfig, TrainConfig
+    from llmrec_local.train.stage import train
 
     dataset = prepare(PrepareConfig(source=source, format="movielens", min_rating=4.0, split="random", seed=0),
                       workdir / "dataset")
@@ -127,7 +127,7 @@ def main() -> None:
     if args.requests < 1 or args.threads < 1:
         p.error("--requests and --threads must be >= 1")
 
-    from llmrec_local.data import Dataset
+    from llmrec_local.artifacts.dataset import Dataset
 
     if args.run is None:
         log(f"building a LightGCN run on {args.source} under {args.workdir} ({args.epochs} epochs)")

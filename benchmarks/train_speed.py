@@ -85,9 +85,9 @@ def main() -> None:
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    from llmrec_local.evaluation.ranking import PairIndex, rank_and_score
+    from llmrec_local.evaluate.ranking import PairIndex, rank_and_score
     from llmrec_local.models import build_model
-    from llmrec_local.training import TripleSampler, make_optimizer
+    from llmrec_local.train import TripleSampler, make_optimizer
 
     device = torch.device(args.device)
     t0 = time.perf_counter()

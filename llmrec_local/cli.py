@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Callable, Sequence
 
+from .compat import require_clean_start
 from .errors import LLMRecError
 
 
@@ -21,16 +21,13 @@ def configure_logging(verbose: bool = False) -> None:
     )
 
 
-def set_offline_env() -> None:
-    """Forbid hub downloads for every library that honours these variables (models are local folders only)."""
-    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
-        os.environ.setdefault(name, "1")
-
-
 def run_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> None:
     """Run a stage's ``main(argv)``; a project error prints ``error: <message>`` and exits with status 2
-    (no traceback: the message already names the bad value and the fix)."""
-    set_offline_env()
+    (no traceback: the message already names the bad value and the fix). Importing the package has entered the
+    compatibility layer (offline mode). Run as a command (`argv` None), a heavy library imported while loading the
+    stage module is an error; in-process calls with an `argv` (tests, notebooks) skip that check."""
+    if argv is None:
+        require_clean_start()
     try:
         code = main(argv)
     except LLMRecError as exc:

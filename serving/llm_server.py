@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.metadata
 import json
 import os
 import signal
@@ -33,33 +32,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llmrec_local.compat import install_vllm_cpu_version_shim, propagate_to_subprocesses, vllm_runs_on_cpu
 from llmrec_local.config import apply_overrides, from_mapping, load_toml
 from llmrec_local.errors import BackendError, ConfigError
 
 DEFAULT_CONFIG = Path(__file__).with_name("llm_server.toml")
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def install_vllm_cpu_version_shim() -> None:
-    """Answer ``version("vllm")`` with vllm-cpu's version + ``+cpu`` when only the vllm-cpu distribution exists."""
-    try:
-        importlib.metadata.version("vllm")
-        return
-    except importlib.metadata.PackageNotFoundError:
-        pass
-    try:
-        cpu_version = importlib.metadata.version("vllm-cpu")
-    except importlib.metadata.PackageNotFoundError:
-        return
-    original = importlib.metadata.version
-    if getattr(original, "_llmrec_vllm_cpu_shim", False):
-        return
-
-    def version(name: str) -> str:
-        return f"{cpu_version}+cpu" if name == "vllm" else original(name)
-
-    version._llmrec_vllm_cpu_shim = True  # type: ignore[attr-defined]
-    importlib.metadata.version = version
 
 
 install_vllm_cpu_version_shim()
@@ -164,15 +142,12 @@ def start_server(cfg: ServerConfig, *, models_dir: str | Path | None = None,
             the message carries the log tail.
     """
     from llmrec_local.llm.registry import resolve_model
-    from llmrec_local.llm.vllm_backend import propagate_torchvision_shim, vllm_cpu_build
 
-    propagate_torchvision_shim()  # also sets PYTHONPATH so vLLM's own subprocesses get the shim
+    propagate_to_subprocesses()  # sets PYTHONPATH so vLLM's own subprocesses enter the compatibility layer
     resolved = resolve_model(cfg.model, kind="llm", models_dir=models_dir)
     env = dict(os.environ)
-    env["HF_HUB_OFFLINE"] = "1"
-    env["TRANSFORMERS_OFFLINE"] = "1"
     env["PYTHONPATH"] = os.pathsep.join(p for p in [env.get("PYTHONPATH", ""), str(REPO_ROOT)] if p)
-    if vllm_cpu_build():
+    if vllm_runs_on_cpu():
         env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(cfg.cpu_kvcache_space_gib))
         env.pop("VLLM_ENABLE_V1_MULTIPROCESSING", None)  # the API server needs its engine-core process
     args = vllm_serve_args(cfg, resolved.path, resolved.alias, resolved.settings)
@@ -233,13 +208,9 @@ def _wait_group_gone(pgid: int, proc: subprocess.Popen | None, timeout_s: float)
 
 
 def _exec_vllm(argv: list[str]) -> int:
-    from llmrec_local._compat import ensure_torchvision_importable
+    from llmrec_local.llm.vllm_backend import run_vllm_cli
 
-    ensure_torchvision_importable()
-    from vllm.entrypoints.cli.main import main as vllm_main
-
-    sys.argv = ["vllm", *argv]
-    return vllm_main() or 0
+    return run_vllm_cli(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

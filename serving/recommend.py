@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from llmrec_local.artifacts import require_stage
-from llmrec_local.data import Dataset
+from llmrec_local.artifacts.base import require_stage
+from llmrec_local.artifacts.dataset import Dataset
 from llmrec_local.errors import ArtifactError
 
 EMBEDDINGS_FILE = "embeddings.safetensors"

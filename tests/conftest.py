@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import os
+import pytest
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+import llmrec_local  # noqa: F401  (enters the compatibility layer: offline mode, the torchvision hook)
 
-import pytest  # noqa: E402
-
-from llmrec_local._compat import ensure_torchvision_importable  # noqa: E402
-
-ensure_torchvision_importable()
+pytest_plugins = ["testkit.fixtures"]
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -7,13 +7,13 @@ import importlib
 import pytest
 
 ENTRY_POINTS = [
-    ("llmrec_local.run", "python -m llmrec_local.run"),
-    ("llmrec_local.prepare", "python -m llmrec_local.prepare"),
+    ("llmrec_local.run.__main__", "python -m llmrec_local.run"),
+    ("llmrec_local.prepare.__main__", "python -m llmrec_local.prepare"),
     ("llmrec_local.augment.__main__", "python -m llmrec_local.augment"),
     ("llmrec_local.embed.__main__", "python -m llmrec_local.embed"),
-    ("llmrec_local.train", "python -m llmrec_local.train"),
-    ("llmrec_local.evaluate", "python -m llmrec_local.evaluate"),
-    ("llmrec_local.evaluation.multiseed", "multiseed"),
+    ("llmrec_local.train.__main__", "python -m llmrec_local.train"),
+    ("llmrec_local.evaluate.__main__", "python -m llmrec_local.evaluate"),
+    ("llmrec_local.run.multiseed", "multiseed"),
     ("llmrec_local.llm.smoke", "smoke"),
     ("serving.recommend_server", "recommend_server"),
     ("serving.llm_server", "llm_server"),

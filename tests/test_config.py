@@ -9,7 +9,13 @@ from typing import Literal
 import pytest
 
 from llmrec_local.config import (
-    apply_overrides, config_hash, dump_toml, from_mapping, load_toml, parse_override, to_dict,
+    apply_overrides,
+    config_hash,
+    dump_toml,
+    from_mapping,
+    load_toml,
+    parse_override,
+    to_dict,
 )
 from llmrec_local.errors import ConfigError
 

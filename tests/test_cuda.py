@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from llmrec_local.evaluation.ranking import PairIndex, rank_and_score
+from llmrec_local.evaluate.ranking import PairIndex, rank_and_score
 from llmrec_local.models import TripleBatch, build_model
 
 pytestmark = [

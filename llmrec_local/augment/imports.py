@@ -33,10 +33,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from ..artifacts import ArtifactWriter, reusable
+from ..artifacts.base import ArtifactWriter, reusable
+from ..candidates.stage import read_table
 from ..errors import DataError
 from ..hashing import file_sha256, stable_hash
-from .candidates import read_table
 from .canonical import canonical_field, canonical_name
 from .jobs import DatasetLike
 from .parse import profile_text

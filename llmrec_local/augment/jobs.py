@@ -17,8 +17,16 @@ from ..errors import DataError
 from ..llm.base import GenResult
 from .config import AugmentConfig
 from .parse import ParseFailure, Reason, parse_attributes, parse_pair, parse_profile
-from .prompts import (TEMPLATE_VERSIONS, HistorySection, ItemText, Messages, attribute_messages, history_section,
-                      pair_messages, profile_messages)
+from .prompts import (
+    TEMPLATE_VERSIONS,
+    HistorySection,
+    ItemText,
+    Messages,
+    attribute_messages,
+    history_section,
+    pair_messages,
+    profile_messages,
+)
 from .runner import Skipped, Task
 from .schemas import attribute_schema, pair_schema, profile_schema
 

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 import polars as pl
 from tqdm import tqdm
 
-from ..artifacts import ArtifactWriter, reusable
+from ..artifacts.base import ArtifactWriter, reusable
 from ..errors import AugmentError
 from ..hashing import stable_hash
 from ..llm.base import GenRequest, GenResult, LLMBackend, Sampling, UsageStats

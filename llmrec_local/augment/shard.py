@@ -22,7 +22,7 @@ from pathlib import Path
 
 import polars as pl
 
-from ..artifacts import ArtifactWriter, read_manifest, reusable
+from ..artifacts.base import ArtifactWriter, read_manifest, reusable
 from ..errors import ArtifactError, ConfigError
 from ..hashing import stable_hash
 from .runner import STAGE

@@ -18,10 +18,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import is_complete
+from ..artifacts.base import is_complete
+from ..candidates import stage as cand
 from ..errors import ConfigError
 from ..llm.base import LLMBackend
-from . import candidates as cand
 from .config import AugmentConfig
 from .jobs import AttributesJob, DatasetLike, PairsJob, ProfilesJob
 from .runner import LazyBackend, run_job
@@ -42,7 +42,7 @@ def artifact_path(out: Path, job: str, config: AugmentConfig) -> Path:
 def load_dataset(dataset: DatasetLike | str | Path) -> DatasetLike:
     """A `Dataset` from a path (or the object itself)."""
     if isinstance(dataset, (str, Path)):
-        from ..data import Dataset
+        from ..artifacts.dataset import Dataset
 
         return Dataset.load(dataset)
     return dataset
@@ -99,7 +99,7 @@ def train_base_run(dataset: DatasetLike, out: Path, config: AugmentConfig) -> Pa
     if path is None:
         raise ConfigError("the pairs job needs candidates: pass --base-run runs/<id> or --candidates FILE|DIR "
                           "(a dataset object without a folder cannot be trained on here)")
-    from ..training import ModelConfig, TrainConfig, train
+    from ..train import ModelConfig, TrainConfig, train
 
     log.info("no candidates or base run given: training a LightGCN for %d epochs into %s/base_run",
              config.base_epochs, out)

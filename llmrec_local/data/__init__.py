@@ -1,17 +1,7 @@
-"""Dataset layer: loaders for LLMRec's release, MovieLens and generic tables; the ``prepare`` stage; ``Dataset``.
+"""Dataset library: source loaders (LLMRec's release, MovieLens, generic tables), filters, splits, the bundled and
+synthetic datasets. The ``prepare`` stage (`llmrec_local.prepare`) drives it; the dataset artifact it writes is
+owned by `llmrec_local.artifacts.dataset`.
 
 ``llmrec_local.data.arrays`` (numpy only) must stay importable on hosts without polars (a GPU machine that only
-trains and evaluates), so the polars-based names are skipped there instead of failing the package import.
+trains and evaluates), so this package imports nothing eagerly.
 """
-
-from __future__ import annotations
-
-try:
-    from .dataset import Dataset
-    from .prepare import PrepareConfig, prepare
-    from .synthetic import generate_synthetic
-except ModuleNotFoundError as exc:  # an arrays-only host: keep `from llmrec_local.data.arrays import ...` working
-    if exc.name not in ("polars", "tqdm", "scipy"):
-        raise
-
-__all__ = ["Dataset", "PrepareConfig", "prepare", "generate_synthetic"]

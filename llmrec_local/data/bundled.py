@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import DataError
-from .prepare import PrepareConfig, prepare
+from ..prepare.stage import PrepareConfig, prepare
 
 #: Where a source checkout keeps the bundled raw files.
 BUNDLED_RAW = Path(__file__).resolve().parents[2] / "data" / "ml-latest-small"

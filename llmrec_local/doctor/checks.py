@@ -175,8 +175,14 @@ def check_models(ctx: Context) -> Iterator[Check]:
     """Model registry, models directories, each alias found (verified when it has a SHA256SUMS), and whether each
     found LLM fits the GPU memory."""
     from ..errors import LLMRecError
-    from ..llm.registry import (MANIFEST_NAME, check_model_folder, default_registry_path, load_registry, model_roots,
-                                verify_model_hashes)
+    from ..llm.registry import (
+        MANIFEST_NAME,
+        check_model_folder,
+        default_registry_path,
+        load_registry,
+        model_roots,
+        verify_model_hashes,
+    )
 
     try:
         registry = load_registry()

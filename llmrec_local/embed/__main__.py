@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import read_manifest
+from ..artifacts.base import read_manifest
 from ..cli import add_common_args, configure_logging, run_main
 from ..config import apply_overrides, from_mapping, load_toml
-from .encode import EmbedConfig, embed
 from .sources import SOURCES
+from .stage import EmbedConfig, embed
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 
-from .._compat import ensure_torchvision_importable
 from ..errors import ConfigError, ModelNotFoundError
 from ..hashing import stable_hash
 from .text import DType, resolve_device, resolve_dtype, weight_digests
@@ -37,7 +36,6 @@ LOCAL_DIR_CONFIG = "open_clip_config.json"
 
 
 def _open_clip() -> Any:
-    ensure_torchvision_importable()
     import open_clip
 
     return open_clip

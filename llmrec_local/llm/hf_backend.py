@@ -101,9 +101,6 @@ class TransformersBackend:
         if not path.is_dir():
             raise ConfigError(f"transformers model {model!r} is not a local folder; resolve the alias with "
                               f"llmrec_local.llm.registry.resolve_model (no code path downloads)")
-        from .._compat import ensure_torchvision_importable
-
-        ensure_torchvision_importable()
         try:
             import llguidance.hf
             import torch

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ..compat import force_offline
 from ..config import from_mapping, load_toml
 from ..errors import ConfigError, ModelNotFoundError
 from ..hashing import cached_file_sha256s, file_sha256, stable_hash, weight_files_hash
@@ -207,12 +208,6 @@ def _fingerprint(path: Path) -> str:
     return stable_hash(parts, 12)
 
 
-def _force_offline() -> None:
-    # Forced, not setdefault: the project never downloads, whatever the caller's environment says.
-    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
-        os.environ[name] = "1"
-
-
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -302,7 +297,7 @@ def _resolved(alias: str, path: Path, kind: str, entry: ModelEntry | None, verif
     # A folder that carries its own digests (a kit, or `sha256sum * > SHA256SUMS`) is always checked on load.
     if verify_hashes or (path.is_dir() and (path / MANIFEST_NAME).is_file()):
         verify_model_hashes(path, entry.sha256 if entry else {})
-    _force_offline()
+    force_offline()
     settings = dict(entry.settings) if entry else {}
     return ResolvedModel(alias=alias, path=path, kind=kind, settings=settings,
                          model_id=f"{alias}@{_fingerprint(path)}")

@@ -113,9 +113,6 @@ def build_smoke_model(out_dir: str | Path, *, seed: int = 0, hidden: int = 64, l
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} exists and is not a smoke model folder; choose an empty or new directory")
 
-    from .._compat import ensure_torchvision_importable
-
-    ensure_torchvision_importable()
     import torch
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 

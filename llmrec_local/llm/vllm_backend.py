@@ -19,7 +19,6 @@ the environment the CPU build needs (``VLLM_CPU_KVCACHE_SPACE`` in GiB; in-proce
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 import logging
 import os
 import sys
@@ -28,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from ..compat import propagate_to_subprocesses, vllm_runs_on_cpu
 from ..errors import BackendError, ConfigError
 from .base import GenRequest, GenResult, UsageStats
 
@@ -35,39 +35,6 @@ log = logging.getLogger(__name__)
 
 _PREFIX_QUERIES = "vllm:prefix_cache_queries"
 _PREFIX_HITS = "vllm:prefix_cache_hits"
-
-
-def vllm_cpu_build() -> bool:
-    """True when the installed vllm is the CPU build (the ``vllm-cpu`` distribution) or no CUDA device exists."""
-    try:
-        importlib.metadata.version("vllm-cpu")
-        return True
-    except importlib.metadata.PackageNotFoundError:
-        pass
-    import torch
-
-    return not torch.cuda.is_available()
-
-
-_SUBPROCESS_SITE = Path(__file__).resolve().parent / "_subprocess_site"
-
-
-def propagate_torchvision_shim() -> str:
-    """Apply the torchvision shim here and, when it was needed, to every Python subprocess vLLM starts.
-
-    vLLM runs model inspection (``python -m vllm.model_executor.models.registry``) and, outside in-process mode, the
-    engine core and server workers in fresh interpreters that import transformers -> torchvision without our code.
-    Prepending ``_subprocess_site`` (a ``sitecustomize`` that defines the missing op schemas on first import of
-    torchvision) to ``PYTHONPATH`` fixes them. Returns the shim state ("absent", "native" or "shimmed").
-    """
-    from .._compat import ensure_torchvision_importable
-
-    state = ensure_torchvision_importable()
-    if state == "shimmed":
-        parts = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-        if str(_SUBPROCESS_SITE) not in parts:
-            os.environ["PYTHONPATH"] = os.pathsep.join([str(_SUBPROCESS_SITE), *parts])
-    return state
 
 
 class VLLMBackend:
@@ -135,8 +102,10 @@ class VLLMBackend:
         self.show_progress = show_progress
         self.progress_min = progress_min
 
-        propagate_torchvision_shim()
-        on_cpu = vllm_cpu_build()
+        # vLLM's model inspection (and, outside in-process mode, its engine core) runs in fresh interpreters that
+        # import transformers -> torchvision without our code: give them the compatibility layer too.
+        propagate_to_subprocesses()
+        on_cpu = vllm_runs_on_cpu()
         if in_process is None:
             in_process = on_cpu
         if enforce_eager is None:
@@ -147,7 +116,6 @@ class VLLMBackend:
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(cpu_kvcache_space_gib))
         if in_process:
             os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
         try:
             import vllm
@@ -286,3 +254,12 @@ class VLLMBackend:
         import gc
 
         gc.collect()
+
+
+def run_vllm_cli(argv: Sequence[str]) -> int:
+    """Run vLLM's own command line (``vllm serve ...``) in this process, e.g. for the lab's shared server
+    (`serving.llm_server`); returns its exit status."""
+    from vllm.entrypoints.cli.main import main as vllm_main
+
+    sys.argv = ["vllm", *argv]
+    return vllm_main() or 0

@@ -65,7 +65,13 @@ from torch import nn
 from ..graph import BipartiteGraph, sample_mask, two_hop_block
 from .base import Recommender, TripleBatch
 from .losses import (
-    PruneKeep, bpr_scores, inverse_reg_original, l2_reg, pruned_score_loss, pruned_score_loss_split, sce_loss,
+    PruneKeep,
+    bpr_scores,
+    inverse_reg_original,
+    l2_reg,
+    pruned_score_loss,
+    pruned_score_loss_split,
+    sce_loss,
 )
 
 Variant = Literal["faithful", "fixed"]

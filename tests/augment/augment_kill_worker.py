@@ -8,13 +8,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
+from testkit.fakes import valid_text
 
-from augment_fakes import valid_text  # noqa: E402
-
-from llmrec_local.augment import AugmentConfig, augment  # noqa: E402
-from llmrec_local.augment.prompts import TEMPLATE_VERSIONS  # noqa: E402
-from llmrec_local.llm.base import FakeBackend, GenRequest, GenResult  # noqa: E402
+from llmrec_local.augment import AugmentConfig, augment
+from llmrec_local.augment.prompts import TEMPLATE_VERSIONS
+from llmrec_local.llm.base import FakeBackend, GenRequest, GenResult
 
 CONFIG = AugmentConfig(model="fake", jobs=("attributes",), batch_size=3)
 

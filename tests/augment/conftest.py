@@ -1,33 +1,11 @@
-"""Fixtures of the augmentation tests: a tiny prepared synthetic dataset and a stand-in base run (random
-embeddings, `augment_fakes.write_run`) to compute candidates from. Scripted FakeBackend answers live in
-`augment_fakes.py`."""
+"""Fixtures of the augmentation tests: the smoke model. The tiny dataset and stand-in base run are shared
+(`testkit.fixtures`); scripted FakeBackend answers live in `testkit.fakes`."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from augment_fakes import write_run
-
-from llmrec_local.data import Dataset, PrepareConfig, generate_synthetic, prepare
-
-
-@pytest.fixture(scope="session")
-def dataset_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("augment_data")
-    raw = generate_synthetic(root / "raw", n_users=12, n_items=30, interactions_per_user=8, posters=False)
-    return prepare(PrepareConfig(source=raw, min_rating=None), root / "dataset")
-
-
-@pytest.fixture()
-def dataset(dataset_path: Path) -> Dataset:
-    return Dataset.load(dataset_path)
-
-
-@pytest.fixture(scope="session")
-def base_run(tmp_path_factory: pytest.TempPathFactory, dataset_path: Path) -> Path:
-    ds = Dataset.load(dataset_path)
-    return write_run(tmp_path_factory.mktemp("run") / "run0", ds.n_users, ds.n_items)
 
 
 @pytest.fixture(scope="session")

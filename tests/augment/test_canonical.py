@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from llmrec_local.augment.canonical import (canonical_country, canonical_field, canonical_language, canonical_name,
-                                            is_placeholder)
+from llmrec_local.augment.canonical import (
+    canonical_country,
+    canonical_field,
+    canonical_language,
+    canonical_name,
+    is_placeholder,
+)
 
 
 @pytest.mark.parametrize("spelling", ["USA", "United States", "U.S.", "America", "u.s.a", " the US ",

@@ -12,7 +12,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from llmrec_local.artifacts import read_manifest
+from llmrec_local.artifacts.base import read_manifest
 from llmrec_local.augment import AugmentConfig, augment
 from llmrec_local.augment.config import ProfilesSampling
 

@@ -9,10 +9,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from llmrec_local.artifacts import read_manifest
+from llmrec_local.artifacts.base import read_manifest
+from llmrec_local.artifacts.dataset import Dataset
+from llmrec_local.artifacts.embeddings import load_embedding
 from llmrec_local.augment import imports
-from llmrec_local.data import Dataset
-from llmrec_local.embed.store import load_embedding
 from llmrec_local.errors import DataError
 
 

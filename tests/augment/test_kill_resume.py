@@ -11,9 +11,8 @@ import time
 from pathlib import Path
 
 import polars as pl
-
-from augment_fakes import valid_text
 from augment_kill_worker import CONFIG
+from testkit.fakes import valid_text
 
 from llmrec_local.augment import augment
 from llmrec_local.augment.prompts import TEMPLATE_VERSIONS
@@ -33,8 +32,9 @@ def _cached_keys(cache_dir: Path) -> set[str]:
 
 def test_sigkill_mid_run_then_rerun_repeats_no_request(dataset_path: Path, tmp_path: Path) -> None:
     out, log = tmp_path / "out", tmp_path / "calls.log"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(WORKER.parents[1]), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen([sys.executable, str(WORKER), str(dataset_path), str(out), str(log), "0.15"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # wait until a few batches are answered, then kill -9

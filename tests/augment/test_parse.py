@@ -6,8 +6,15 @@ import json
 
 import pytest
 
-from llmrec_local.augment.parse import (PairAnswer, ParseFailure, Reason, parse_attributes, parse_pair,
-                                        parse_profile, profile_text)
+from llmrec_local.augment.parse import (
+    PairAnswer,
+    ParseFailure,
+    Reason,
+    parse_attributes,
+    parse_pair,
+    parse_profile,
+    profile_text,
+)
 
 CANDS = [40, 41, 42, 43]
 HISTORY = {7, 42}

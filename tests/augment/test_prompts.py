@@ -7,8 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from llmrec_local.augment.prompts import (TEMPLATE_VERSIONS, ItemText, attribute_messages, history_section,
-                                          pair_messages, profile_messages)
+from llmrec_local.augment.prompts import (
+    TEMPLATE_VERSIONS,
+    ItemText,
+    attribute_messages,
+    history_section,
+    pair_messages,
+    profile_messages,
+)
 from llmrec_local.errors import DataError
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -8,15 +8,14 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from testkit.fakes import job_of, valid_answer, valid_text
 
-from llmrec_local.artifacts import read_manifest
+from llmrec_local.artifacts.base import read_manifest
+from llmrec_local.artifacts.dataset import Dataset
 from llmrec_local.augment import AugmentConfig, augment, merge
 from llmrec_local.augment.stage import make_backend
-from llmrec_local.data import Dataset
 from llmrec_local.errors import AugmentError, ConfigError, DataError, ModelNotFoundError
 from llmrec_local.llm.base import FakeBackend, GenRequest
-
-from augment_fakes import job_of, valid_answer, valid_text
 
 CONFIG = AugmentConfig(model="fake", k=5, batch_size=8, history_max_items=5)
 

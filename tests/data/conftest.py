@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from llmrec_local.data import PrepareConfig, generate_synthetic, prepare
+from llmrec_local.data.synthetic import generate_synthetic
+from llmrec_local.prepare.stage import PrepareConfig, prepare
 
 
 @pytest.fixture(scope="session")

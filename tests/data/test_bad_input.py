@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from llmrec_local.data import PrepareConfig, generate_synthetic, prepare
+from llmrec_local.data.synthetic import generate_synthetic
 from llmrec_local.errors import DataError
+from llmrec_local.prepare.stage import PrepareConfig, prepare
 
 
 @pytest.fixture

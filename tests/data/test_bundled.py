@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llmrec_local.data import Dataset
+from llmrec_local.artifacts.dataset import Dataset
 from llmrec_local.data.bundled import BUNDLED_RAW, bundled_dataset
 
 

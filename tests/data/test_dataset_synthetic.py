@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from llmrec_local.artifacts import read_manifest
-from llmrec_local.data import Dataset, PrepareConfig, prepare
+from llmrec_local.artifacts.base import read_manifest
+from llmrec_local.artifacts.dataset import Dataset
+from llmrec_local.prepare.stage import PrepareConfig, prepare
 
 
 def test_dataset_api_matches_the_contract(prepared_generic: Path, synthetic_generic: Path) -> None:

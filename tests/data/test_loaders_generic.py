@@ -7,9 +7,10 @@ from pathlib import Path
 
 import polars as pl
 
-from llmrec_local.data import Dataset, PrepareConfig, prepare
+from llmrec_local.artifacts.dataset import Dataset
 from llmrec_local.data.loaders import detect_format
 from llmrec_local.data.loaders.generic import load_generic
+from llmrec_local.prepare.stage import PrepareConfig, prepare
 
 
 def test_parquet_tables_with_custom_columns(tmp_path: Path) -> None:

@@ -7,9 +7,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from llmrec_local.data import Dataset, PrepareConfig, prepare
+from llmrec_local.artifacts.dataset import Dataset
 from llmrec_local.data.loaders import detect_format
 from llmrec_local.data.loaders.movielens import ML100K_GENRES, detect_movielens, load_movielens
+from llmrec_local.prepare.stage import PrepareConfig, prepare
 
 
 def _flags(*names: str) -> str:

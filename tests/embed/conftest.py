@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from llmrec_local.artifacts import ArtifactWriter
+from llmrec_local.artifacts.base import ArtifactWriter
 from llmrec_local.embed import minilm
 
 TITLES = [

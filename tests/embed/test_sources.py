@@ -7,9 +7,13 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from llmrec_local.data.dataset import Dataset
+from llmrec_local.artifacts.dataset import Dataset
 from llmrec_local.embed.sources import (
-    attribute_inputs, image_inputs, item_text_inputs, profile_inputs, render_item_text,
+    attribute_inputs,
+    image_inputs,
+    item_text_inputs,
+    profile_inputs,
+    render_item_text,
 )
 from llmrec_local.errors import DataError
 

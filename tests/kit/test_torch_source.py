@@ -8,8 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from llmrec_local.kit.torch_source import (CONFIGURED, DEFAULT_REQUIREMENT, PYTORCH_CPU_INDEX, ProbeResult, decide,
-                                           main, probe_configured, torch_requirement)
+from llmrec_local.kit.torch_source import (
+    CONFIGURED,
+    DEFAULT_REQUIREMENT,
+    PYTORCH_CPU_INDEX,
+    ProbeResult,
+    decide,
+    main,
+    probe_configured,
+    torch_requirement,
+)
 
 REQ = "torch==2.13.0+cpu"
 

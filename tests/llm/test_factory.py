@@ -6,7 +6,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-from llm_helpers import assert_all_valid, make_requests
+from testkit.llm import assert_all_valid, make_requests
 
 from llmrec_local.errors import ConfigError, ModelNotFoundError
 from llmrec_local.llm import make_backend, resolve_kind

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from llm_helpers import assert_all_valid, make_requests
+from testkit.llm import assert_all_valid, make_requests
 
 from llmrec_local.errors import ConfigError
 from llmrec_local.llm.base import GenRequest, Sampling

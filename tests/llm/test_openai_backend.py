@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from llm_helpers import PAIR_SCHEMA, make_requests
+from testkit.llm import PAIR_SCHEMA, make_requests
 
 from llmrec_local.errors import BackendError, ConfigError
 from llmrec_local.llm.openai_backend import OpenAIBackend

@@ -6,7 +6,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-from llm_helpers import SHARED_PREFIX, assert_all_valid, make_requests
+from testkit.llm import SHARED_PREFIX, assert_all_valid, make_requests
 
 from llmrec_local.llm.base import GenRequest, Sampling
 

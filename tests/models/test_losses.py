@@ -4,9 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from llmrec_local.models.losses import (
-    bpr_loss, inverse_reg_original, prune_keep_index, pruned_bpr_loss, sce_loss,
-)
+from llmrec_local.models.losses import bpr_loss, inverse_reg_original, prune_keep_index, pruned_bpr_loss, sce_loss
 
 
 def triples(margins):

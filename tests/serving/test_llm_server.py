@@ -5,20 +5,16 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from testkit.llm import assert_all_valid, make_requests  # noqa: E402
 
 from llmrec_local.errors import BackendError, ConfigError
 from llmrec_local.llm.openai_backend import OpenAIBackend
 from serving import free_port
 from serving.llm_server import load_server_config, start_server, stop_server, vllm_serve_args
-
-# the request builder and validity check are shared with the LLM-layer tests
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "llm"))
-from llm_helpers import assert_all_valid, make_requests  # noqa: E402
 
 
 @pytest.fixture(scope="module")

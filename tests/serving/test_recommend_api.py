@@ -13,13 +13,21 @@ import numpy as np
 import polars as pl
 import pytest
 from safetensors.numpy import load_file
+from testkit.recommend import (  # noqa: F401  (fixtures used by name)
+    MAX_BATCH,
+    MAX_HISTORY,
+    MAX_K,
+    REPO_ROOT,
+    TinyRun,
+    client,
+    server,
+    server_command,
+    tiny_run,
+)
 
-from llmrec_local.data import PrepareConfig, prepare
 from llmrec_local.errors import ArtifactError
+from llmrec_local.prepare.stage import PrepareConfig, prepare
 from serving.recommend import RunRecommender, ServingInputError, ServingLimits, UnknownIdError, top_k
-
-from recommend_fixtures import MAX_BATCH, MAX_HISTORY, MAX_K, REPO_ROOT, TinyRun, server_command
-from recommend_fixtures import client, server, tiny_run  # noqa: F401  (fixtures used by name)
 
 GENRES = ["Action", "Comedy", "Drama", "Horror", "Romance", "Sci-Fi"]
 
@@ -298,7 +306,7 @@ def test_an_internal_error_costs_one_request_not_the_service(tiny_run: TinyRun,
 
 
 def test_model_metadata_reports_evaluation_metrics_when_present(tiny_run: TinyRun, tmp_path: Path) -> None:
-    from llmrec_local.evaluation.stage import evaluate
+    from llmrec_local.evaluate.stage import evaluate
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run.run, run)

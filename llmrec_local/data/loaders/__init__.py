@@ -15,7 +15,7 @@ from .llmrec import load_llmrec
 from .movielens import detect_movielens, load_movielens
 
 if TYPE_CHECKING:
-    from ..prepare import PrepareConfig
+    from ...prepare.stage import PrepareConfig
 
 __all__ = ["RawData", "detect_format", "load_source"]
 

@@ -1,7 +1,7 @@
 """What every loader returns (`RawData`), and parsing helpers the loaders share.
 
 Loaders only read and normalise: ids stay external strings, ratings stay raw. Filtering, indexing and splitting
-happen in :mod:`llmrec_local.data.prepare`, identically for every format.
+happen in :mod:`llmrec_local.prepare.stage`, identically for every format.
 """
 
 from __future__ import annotations

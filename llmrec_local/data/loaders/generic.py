@@ -21,13 +21,23 @@ import polars as pl
 
 from ...errors import DataError
 from ..schema import (
-    GENRES, IMAGE_PATH, ITEM_ID, RATING, TIMESTAMP, TITLE, USER_ID, YEAR, cast_column, check_not_null,
-    check_unique, require_columns,
+    GENRES,
+    IMAGE_PATH,
+    ITEM_ID,
+    RATING,
+    TIMESTAMP,
+    TITLE,
+    USER_ID,
+    YEAR,
+    cast_column,
+    check_not_null,
+    check_unique,
+    require_columns,
 )
 from .base import RawData, canonical_interactions, complete_items, split_genres
 
 if TYPE_CHECKING:
-    from ..prepare import PrepareConfig
+    from ...prepare.stage import PrepareConfig
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")
 

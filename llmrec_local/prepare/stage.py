@@ -1,0 +1,374 @@
+"""The ``prepare`` stage: a raw source folder -> the dataset artifact (see :mod:`llmrec_local.data.schema`).
+
+Pipeline (identical for every source format):
+    load (format loader) -> check ids against the item/user files -> rating threshold (implicit feedback)
+    -> drop duplicate pairs -> k-core -> split (random | leave_one_out | temporal | given) -> leakage checks
+    -> contiguous indices (ids sorted numerically when all are integers, else as text) -> write the artifact.
+
+The artifact is written through ``ArtifactWriter`` (staged, then moved into place), so a failure at any step leaves
+nothing at the output path; a complete artifact for the same config hash is reused.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+from tqdm import tqdm
+
+from ..artifacts.base import ArtifactWriter, reusable
+from ..config import config_hash, to_dict
+from ..data.filters import apply_threshold, deduplicate, has_ratings, k_core
+from ..data.loaders import load_source
+from ..data.loaders.base import FEATURE_ROW, RawData, complete_items
+from ..data.schema import (
+    FEATURES_DIR,
+    INTERACTIONS_FILE,
+    INTERACTIONS_SCHEMA,
+    ITEM,
+    ITEM_ID,
+    ITEMS_FILE,
+    ITEMS_SCHEMA,
+    RATING,
+    SPLIT,
+    SPLIT_FILE,
+    SPLIT_SCHEMA,
+    SUMMARY_FILE,
+    TIMESTAMP,
+    USER,
+    USER_ID,
+    USERS_FILE,
+    validate,
+)
+from ..data.split import check_leakage, split_leave_one_out, split_random, split_sizes, split_temporal
+from ..errors import DataError
+from ..hashing import file_sha256
+
+log = logging.getLogger(__name__)
+
+STAGE = "prepare"
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """Settings of the prepare stage (the ``[prepare]`` table of a recipe).
+
+    Attributes:
+        source: raw dataset folder (or a single generic interactions file).
+        format: "auto" detects from the files; or "llmrec" | "movielens" | "generic".
+        min_rating: interactions with rating >= this are positives; None keeps all. Ignored without ratings.
+        user_min, item_min: k-core thresholds (0 = off), applied iteratively after the threshold.
+        split: "random" (per user, validation carved from train), "leave_one_out" (latest -> test, previous -> val),
+            "temporal" (global time cut), "given" (the source's own train/val/test files; LLMRec's release).
+        test_ratio, val_ratio: fractions of each user's interactions (random), of all interactions (temporal); for
+            leave_one_out val_ratio > 0 only switches the validation item on.
+        seed: seed of the random and leave-one-out tie-breaking keys.
+        item_catalog: which items get an index: "interacted" (items with a positive interaction after
+            filtering), "all" (every item of the item file / feature matrices, even without interactions), "auto"
+            ("all" for LLMRec's release, whose feature matrices define the items; "interacted" otherwise).
+        on_leak: for the "given" split, "error" on a val/test pair that is also in train (or a val/test user without
+            training data), or "drop" such val/test pairs (counted in the manifest).
+        interactions_file, items_file, users_file: generic tables (a name without suffix matches .csv/.tsv/.parquet).
+        user_col, item_col, rating_col, timestamp_col: generic id/rating/time column names.
+        title_col, year_col, genres_col, image_col, genre_sep: generic item columns; genres split on genre_sep.
+    """
+
+    source: Path
+    format: Literal["auto", "llmrec", "movielens", "generic"] = "auto"
+    min_rating: float | None = 4.0
+    user_min: int = 0
+    item_min: int = 0
+    split: Literal["random", "leave_one_out", "temporal", "given"] = "random"
+    test_ratio: float = 0.2
+    val_ratio: float = 0.1
+    seed: int = 0
+    item_catalog: Literal["auto", "interacted", "all"] = "auto"
+    on_leak: Literal["error", "drop"] = "error"
+    interactions_file: str = "interactions"
+    items_file: str = "items"
+    users_file: str = "users"
+    user_col: str = "user_id"
+    item_col: str = "item_id"
+    rating_col: str = "rating"
+    timestamp_col: str = "timestamp"
+    title_col: str = "title"
+    year_col: str = "year"
+    genres_col: str = "genres"
+    image_col: str = "image_path"
+    genre_sep: str = "|"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "source", Path(self.source))
+        if self.user_min < 0 or self.item_min < 0:
+            raise ValueError(f"user_min and item_min must be >= 0 (0 = no k-core), got {self.user_min}, "
+                             f"{self.item_min}")
+        for name in ("test_ratio", "val_ratio"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {value}")
+        if self.test_ratio + self.val_ratio >= 1.0:
+            raise ValueError(f"test_ratio + val_ratio must be < 1 so that training data remains, got "
+                             f"{self.test_ratio} + {self.val_ratio}")
+        if self.split in ("random", "temporal", "leave_one_out") and self.test_ratio == 0.0:
+            raise ValueError(f"split {self.split!r} needs test_ratio > 0")
+        if self.min_rating is not None and not np.isfinite(self.min_rating):
+            raise ValueError(f"min_rating must be a finite number or omitted, got {self.min_rating}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
+        if not self.genre_sep:
+            raise ValueError("genre_sep must not be empty")
+
+
+@dataclass
+class Prepared:
+    """The tables of a dataset artifact, in memory (output of :func:`build`)."""
+
+    interactions: pl.DataFrame
+    split: pl.DataFrame
+    items: pl.DataFrame
+    users: pl.DataFrame
+    features: dict[str, tuple[Path, np.ndarray | None]]
+    counts: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+
+def _counts(df: pl.DataFrame) -> dict[str, int]:
+    return {"users": df[USER_ID].n_unique(), "items": df[ITEM_ID].n_unique(), "interactions": len(df)}
+
+
+def _ordered(ids: pl.Series) -> pl.Series:
+    """Unique ids in index order: numerically when every id is an integer (so "10" follows "9"), else as text."""
+    ids = ids.unique()
+    as_int = ids.cast(pl.Int64, strict=False)
+    if as_int.null_count() == 0:
+        return ids.gather(as_int.arg_sort())
+    return ids.sort()
+
+
+def _check_known(raw: RawData, config: PrepareConfig) -> None:
+    """Interactions must point at items (users) that the item (user) file defines."""
+    checks = [(raw.items, ITEM_ID, "items", raw.item_column), (raw.users, USER_ID, "users", raw.user_column)]
+    for table, key, name, column in checks:
+        if table is None:
+            continue
+        unknown = raw.interactions.join(table.select(key), on=key, how="anti")
+        if len(unknown):
+            where = raw.files.get("interactions", config.source)
+            raise DataError(
+                f"{where}: column {column!r} refers to {name[:-1]} {unknown[key][0]!r}, which is not in "
+                f"{raw.files.get(name, name)} ({unknown[key].n_unique()} unknown {name}); add the missing {name} to "
+                f"that file or remove their interactions"
+            )
+
+
+def _split(df: pl.DataFrame, raw: RawData, config: PrepareConfig, notes: list[str]) -> tuple[pl.DataFrame, dict]:
+    source = str(raw.files.get("interactions", config.source))
+    if config.split == "given":
+        if not raw.has_split:
+            raise DataError(
+                f"{config.source}: split 'given' needs a source with its own train/val/test files (LLMRec's release), "
+                f"but this {raw.format} source has none; choose split 'random', 'leave_one_out' or 'temporal'"
+            )
+        return check_leakage(df, on_leak=config.on_leak, source=f"{config.source} (train/val/test files)")
+    if raw.has_split:
+        notes.append(f"the source's own train/val/test split was pooled and re-split ({config.split})")
+        df = deduplicate(df.drop(SPLIT))
+    if config.split == "random":
+        df = split_random(df, config.test_ratio, config.val_ratio, config.seed)
+    elif config.split == "leave_one_out":
+        if df[TIMESTAMP].null_count() == len(df):
+            notes.append("no timestamps: leave-one-out picks the held-out items at random (seeded)")
+        df = split_leave_one_out(df, config.val_ratio > 0, config.seed)
+    else:
+        df = split_temporal(df, config.test_ratio, config.val_ratio, source)
+        # A global time cut leaves some users with test data only: drop those (documented, counted), never error.
+        return check_leakage(df, on_leak="drop", source=source)
+    # Our own splits cannot leak (pairs are unique, each user keeps a train pair); checked anyway as an invariant.
+    return check_leakage(df, on_leak="error", source=source)
+
+
+def build(raw: RawData, config: PrepareConfig) -> Prepared:
+    """Filter, split and index `raw` according to `config` (pure: nothing is written).
+
+    Users are those with at least one positive interaction left (rows of a user file without any are not indexed);
+    items follow ``config.item_catalog``.
+    """
+    notes = list(raw.notes)
+    _check_known(raw, config)
+    df = raw.interactions
+    raw_counts = _counts(df)
+    raw_counts["catalog_items"] = len(raw.items) if raw.items is not None else raw_counts["items"]
+    counts: dict[str, Any] = {"raw": raw_counts}
+    rated = has_ratings(df)
+    if not rated:
+        notes.append("no ratings: every interaction is a positive (min_rating ignored)")
+    df = apply_threshold(df, config.min_rating)
+    counts["after_threshold"] = _counts(df)
+    df = deduplicate(df)
+    counts["after_dedup"] = _counts(df)
+    df, rounds = k_core(df, config.user_min, config.item_min)
+    counts["after_kcore"] = {**_counts(df), "rounds": rounds}
+    if df.is_empty():
+        raise DataError(
+            f"{config.source}: no interactions left after filtering (min_rating={config.min_rating}, "
+            f"user_min={config.user_min}, item_min={config.item_min}; {raw_counts['interactions']} before, e.g. "
+            f"user {raw.interactions[USER_ID][0]!r} has none left); lower min_rating or the k-core thresholds"
+        )
+    df, leakage = _split(df, raw, config, notes)
+    if df.filter(pl.col(SPLIT) == "train").is_empty():
+        raise DataError(f"{config.source}: no training interactions remain after the split; check the split settings")
+    counts["leakage"] = leakage
+
+    user_ids = _ordered(df[USER_ID])
+    catalog = config.item_catalog
+    if catalog == "auto":
+        catalog = "all" if raw.all_items_by_default else "interacted"
+    if catalog == "all" and raw.items is not None:
+        item_ids = _ordered(raw.items[ITEM_ID])
+    else:
+        if catalog == "all":
+            notes.append("item_catalog 'all' without an item file: only items with interactions are indexed")
+        item_ids = _ordered(df[ITEM_ID])
+    user_vocab = pl.DataFrame({USER_ID: user_ids, USER: pl.int_range(0, len(user_ids), eager=True, dtype=pl.Int64)})
+    item_vocab = pl.DataFrame({ITEM_ID: item_ids, ITEM: pl.int_range(0, len(item_ids), eager=True, dtype=pl.Int64)})
+
+    indexed = df.join(user_vocab, on=USER_ID).join(item_vocab, on=ITEM_ID).sort([USER, ITEM, SPLIT])
+    interactions = indexed.select(USER, ITEM, RATING, TIMESTAMP).unique([USER, ITEM], keep="first",
+                                                                         maintain_order=True)
+    split = indexed.select(USER, ITEM, SPLIT)
+
+    items = item_vocab.select(ITEM, ITEM_ID)
+    if raw.items is not None:
+        items = items.join(raw.items, on=ITEM_ID, how="left")
+    items = complete_items(items).sort(ITEM)
+    items = items.select(*ITEMS_SCHEMA, *(c for c in items.columns if c not in ITEMS_SCHEMA))
+    users = user_vocab.select(USER, USER_ID)
+    if raw.users is not None:
+        users = users.join(raw.users, on=USER_ID, how="left")
+    users = users.sort(USER)
+
+    features: dict[str, tuple[Path, np.ndarray | None]] = {}
+    if raw.features:
+        rows = items[FEATURE_ROW].to_numpy()
+        for name, path in raw.features.items():
+            n_rows = np.load(path, mmap_mode="r").shape[0]
+            identity = len(rows) == n_rows and bool(np.array_equal(rows, np.arange(n_rows)))
+            features[name] = (path, None if identity else rows)
+    if FEATURE_ROW in items.columns:
+        items = items.drop(FEATURE_ROW)
+
+    n_users, n_items, n_pairs = len(users), len(items), len(interactions)
+    counts["final"] = {
+        "users": n_users, "items": n_items, "interactions": n_pairs,
+        "items_with_interactions": interactions[ITEM].n_unique(),
+        "density": n_pairs / (n_users * n_items), "sparsity": 1.0 - n_pairs / (n_users * n_items),
+        **split_sizes(indexed),
+    }
+    counts["had_ratings"] = rated
+    return Prepared(interactions, split, items, users, features, counts, notes)
+
+
+def format_summary(manifest: dict[str, Any]) -> str:
+    """Markdown summary of a dataset manifest (also what the CLI prints)."""
+    c = manifest["counts"]
+    raw, final = c["raw"], c["final"]
+    lines = [
+        f"# Dataset summary: {manifest['source']}",
+        "",
+        f"format: {manifest['format']} ({manifest['variant']}); split: {manifest['config']['split']}; "
+        f"seed: {manifest['config']['seed']}; config hash: {manifest['config_hash']}",
+        "",
+        "| step | users | items | interactions |",
+        "|---|---:|---:|---:|",
+        f"| raw (before filtering) | {raw['users']:,} | {raw['items']:,} {'rated' if c.get('had_ratings') else 'used'} "
+        f"of {raw['catalog_items']:,} | {raw['interactions']:,} |",
+    ]
+    thr = manifest["config"]["min_rating"] if c.get("had_ratings") else None
+    for key, label in (("after_threshold", f"rating >= {thr}" if thr is not None else "no threshold"),
+                       ("after_dedup", "duplicates removed"),
+                       ("after_kcore", f"k-core (users >= {manifest['config']['user_min']}, items >= "
+                                       f"{manifest['config']['item_min']})")):
+        s = c[key]
+        lines.append(f"| {label} | {s['users']:,} | {s['items']:,} | {s['interactions']:,} |")
+    lines.append(f"| final | {final['users']:,} | {final['items']:,} ({final['items_with_interactions']:,} with "
+                 f"interactions) | {final['interactions']:,} |")
+    lines += [
+        "",
+        f"sparsity: {100 * final['sparsity']:.3f}% (density {final['density']:.6f})",
+        "",
+        "| split | pairs | users |",
+        "|---|---:|---:|",
+    ]
+    for name in ("train", "val", "test"):
+        lines.append(f"| {name} | {final[f'{name}_pairs']:,} | {final[f'{name}_users']:,} |")
+    leak = {k: v for k, v in c.get("leakage", {}).items() if v}
+    if leak:
+        lines += ["", "dropped val/test pairs: " + ", ".join(f"{k}={v:,}" for k, v in leak.items())]
+    if manifest.get("features"):
+        lines += ["", "features: " + ", ".join(f"{k} {tuple(v)}" for k, v in manifest["features"].items())]
+    if manifest.get("notes"):
+        lines += ["", "notes:"] + [f"- {n}" for n in manifest["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+def _write(prepared: Prepared, raw: RawData, config: PrepareConfig, out: Path, chash: str,
+           input_hashes: dict[str, dict[str, str]]) -> None:
+    with ArtifactWriter(out, stage=STAGE, config_hash=chash) as w:
+        for frame, name, schema in (
+            (prepared.interactions, INTERACTIONS_FILE, INTERACTIONS_SCHEMA), (prepared.split, SPLIT_FILE, SPLIT_SCHEMA),
+            (prepared.items, ITEMS_FILE, ITEMS_SCHEMA), (prepared.users, USERS_FILE, {}),
+        ):
+            validate(frame, schema, file=name, fix="this is a bug in the loader; please report it")
+            frame.write_parquet(w.dir / name)
+        feature_shapes = {}
+        if prepared.features:
+            (w.dir / FEATURES_DIR).mkdir()
+            for name, (path, rows) in prepared.features.items():
+                target = w.dir / FEATURES_DIR / f"{name}.npy"
+                if rows is None:
+                    shutil.copyfile(path, target)
+                else:
+                    np.save(target, np.asarray(np.load(path, mmap_mode="r")[rows]))
+                feature_shapes[name] = list(np.load(target, mmap_mode="r").shape)
+        w.manifest.update({
+            "source": str(config.source), "format": raw.format, "variant": raw.variant, "config": to_dict(config),
+            "seed": config.seed, "counts": prepared.counts, "inputs": input_hashes, "notes": prepared.notes,
+            "features": feature_shapes, "n_users": len(prepared.users), "n_items": len(prepared.items),
+        })
+        summary = format_summary({**w.manifest, "config_hash": chash})
+        (w.dir / SUMMARY_FILE).write_text(summary, encoding="utf-8")
+
+
+def prepare(config: PrepareConfig, out: Path, *, force: bool = False) -> Path:
+    """Build the dataset artifact for `config` at `out` (skipped when a complete one for the same config exists).
+
+    Raises DataError for bad input (naming file, column, example value and fix) and ArtifactError when `out` holds a
+    dataset of another config (pass ``force=True`` to rebuild). Returns `out`.
+    """
+    out = Path(out)
+    chash = config_hash(config)
+    if reusable(out, STAGE, chash, force=force):
+        log.info("dataset %s is complete for config %s; skipping (use --force to rebuild)", out, chash)
+        return out
+    with tqdm(total=4, desc="prepare", unit="step", file=sys.stderr, disable=None) as bar:
+        bar.set_postfix_str("load")
+        raw = load_source(config)
+        bar.update()
+        bar.set_postfix_str("filter+split")
+        prepared = build(raw, config)
+        bar.update()
+        bar.set_postfix_str("hash inputs")
+        input_hashes = {name: {"path": str(p), "sha256": file_sha256(p)} for name, p in sorted(raw.files.items())}
+        bar.update()
+        bar.set_postfix_str("write")
+        _write(prepared, raw, config, out, chash, input_hashes)
+        bar.update()
+    log.info("wrote dataset %s: %d users, %d items, %d interactions", out, len(prepared.users),
+             len(prepared.items), len(prepared.interactions))
+    return out

@@ -1,0 +1,182 @@
+"""Recipes: one TOML file describing a whole study, loaded into typed, frozen config objects.
+
+A recipe has these tables (all but ``[recipe]`` and ``[prepare]`` optional):
+
+    [recipe]      name, workdir, seeds, baseline, models_dir, description
+    [prepare]     -> llmrec_local.data.PrepareConfig
+    [candidates]  -> TrainConfig of the base model whose top-K unseen items feed the pair job (default LightGCN)
+    [augment]     -> llmrec_local.augment.config.AugmentConfig
+    [embed]       -> llmrec_local.embed.stage.EmbedConfig
+    [train]       -> TrainConfig defaults shared by every run
+    [runs.<name>] one trained system: ``side`` (which side inputs it uses), optional ``ablation`` (a paper
+                  ablation name), and any TrainConfig keys, deep-merged over ``[train]``
+
+Unknown keys anywhere are errors. Relative paths resolve against the current working directory (run recipes from
+the repository root). ``key=value`` overrides address the raw tables (``train.epochs=5``,
+``runs.llmrec.model.variant=faithful``) and are applied before validation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..augment.config import AugmentConfig
+from ..config import apply_overrides, config_hash, dump_toml, from_mapping, load_toml, to_dict
+from ..embed.stage import EmbedConfig
+from ..errors import ConfigError
+from ..prepare.stage import PrepareConfig
+from ..train.config import TrainConfig, ablation_overrides
+
+#: Side inputs a run may use, mapped onto the artifacts the augment and embed stages write; ``dataset_features``
+#: is the text/image feature matrices shipped inside an LLMRec-layout dataset (``features/*.npy``).
+SIDE_INPUTS = ("item_text", "item_image", "item_attributes", "user_profiles", "pairs", "dataset_features")
+
+
+@dataclass(frozen=True)
+class RecipeMeta:
+    """The ``[recipe]`` table.
+
+    name: recipe name (report title). workdir: folder holding every artifact of the recipe. seeds: each run is
+    trained once per seed. baseline: run name the others are tested against (paired tests). models_dir: extra
+    folder for local models (the smoke model is built there when the recipe uses it).
+    """
+
+    name: str
+    workdir: Path = Path("artifacts/default")
+    seeds: tuple[int, ...] = (0,)
+    baseline: str | None = None
+    models_dir: Path | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.seeds:
+            raise ValueError("seeds must list at least one seed")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds lists a seed twice: {list(self.seeds)}")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One system of the study: its full training config and the side inputs it consumes."""
+
+    name: str
+    train: TrainConfig
+    side: tuple[str, ...] = ()
+    ablation: str | None = None
+
+
+@dataclass(frozen=True)
+class Recipe:
+    meta: RecipeMeta
+    prepare: PrepareConfig
+    candidates: TrainConfig | None
+    augment: AugmentConfig | None
+    embed: EmbedConfig | None
+    runs: tuple[RunSpec, ...]
+    raw: Mapping[str, Any] = field(repr=False, compare=False, default_factory=dict)
+
+    @property
+    def hash(self) -> str:
+        """Identity of the whole recipe (every table after overrides and defaults)."""
+        return config_hash(resolved_dict(self))
+
+    def run(self, name: str) -> RunSpec:
+        for spec in self.runs:
+            if spec.name == name:
+                return spec
+        raise ConfigError(f"recipe {self.meta.name!r} has no run {name!r}; runs: {[r.name for r in self.runs]}")
+
+
+TOP_LEVEL = ("recipe", "prepare", "candidates", "augment", "embed", "train", "runs")
+
+
+def _deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _run_spec(name: str, table: Mapping[str, Any], train_base: Mapping[str, Any]) -> RunSpec:
+    table = dict(table)
+    side = table.pop("side", [])
+    ablation = table.pop("ablation", None)
+    where = f"runs.{name}"
+    if not isinstance(side, list) or any(s not in SIDE_INPUTS for s in side):
+        raise ConfigError(f"{where}.side: {side!r} must be a list drawn from {list(SIDE_INPUTS)}")
+    if ablation is not None and not isinstance(ablation, str):
+        raise ConfigError(f"{where}.ablation: expected a string such as 'w/o-prune', got {ablation!r}")
+    merged = _deep_merge(train_base, table)
+    if ablation is not None:
+        merged = apply_overrides(merged, ablation_overrides(ablation))
+    return RunSpec(name=name, train=from_mapping(TrainConfig, merged, where), side=tuple(side), ablation=ablation)
+
+
+def parse_recipe(data: Mapping[str, Any], overrides: Sequence[str] = ()) -> Recipe:
+    """Validate a raw recipe mapping (after `overrides`) into a `Recipe`."""
+    data = apply_overrides(data, overrides)
+    unknown = sorted(set(data) - set(TOP_LEVEL))
+    if unknown:
+        raise ConfigError(f"recipe: unknown table(s) {unknown}; valid tables are {list(TOP_LEVEL)}")
+    for name in ("recipe", "prepare"):
+        if name not in data:
+            raise ConfigError(f"recipe: the [{name}] table is required (see recipes/README.md)")
+    meta = from_mapping(RecipeMeta, data["recipe"], "recipe")
+    prepare = from_mapping(PrepareConfig, data["prepare"], "prepare")
+    augment = from_mapping(AugmentConfig, data["augment"], "augment") if "augment" in data else None
+    embed = from_mapping(EmbedConfig, data["embed"], "embed") if "embed" in data else None
+    train_base = data.get("train", {})
+    from_mapping(TrainConfig, train_base, "train")  # validate the shared table on its own first
+    candidates = None
+    if augment is not None and "pairs" in augment.jobs:
+        cand_table = _deep_merge({"model": {"name": "lightgcn"}}, data.get("candidates", {}))
+        candidates = from_mapping(TrainConfig, cand_table, "candidates")
+    elif "candidates" in data:
+        raise ConfigError("recipe: [candidates] is set but no [augment] table runs the pairs job")
+    runs_table = data.get("runs") or {"default": {}}
+    runs = tuple(_run_spec(name, table, train_base) for name, table in runs_table.items())
+    needs = {s for r in runs for s in r.side}
+    if needs & {"pairs", "item_attributes", "user_profiles"} and augment is None:
+        raise ConfigError(f"recipe: runs use {sorted(needs)} but there is no [augment] table to produce them")
+    if needs & {"item_text", "item_image", "item_attributes", "user_profiles"} and embed is None:
+        raise ConfigError(f"recipe: runs use {sorted(needs)} but there is no [embed] table to produce them")
+    for run in runs:
+        if run.side and run.train.model.name != "llmrec" and set(run.side) != {"pairs"}:
+            raise ConfigError(f"runs.{run.name}: model {run.train.model.name!r} uses no side features; "
+                              "only the llmrec model does (MF and LightGCN accept side = [\"pairs\"])")
+    if meta.baseline is not None and meta.baseline not in {r.name for r in runs}:
+        raise ConfigError(f"recipe.baseline: {meta.baseline!r} is not one of the runs {[r.name for r in runs]}")
+    return Recipe(meta, prepare, candidates, augment, embed, runs, raw=data)
+
+
+def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
+    """Read and validate a recipe file; ConfigError names the table and key of any problem."""
+    return parse_recipe(load_toml(path), overrides)
+
+
+def resolved_dict(recipe: Recipe) -> dict[str, Any]:
+    """Every setting of the recipe with defaults filled in (what `--dry-run` prints and the hash covers)."""
+    out: dict[str, Any] = {"recipe": to_dict(recipe.meta), "prepare": to_dict(recipe.prepare)}
+    if recipe.candidates is not None:
+        out["candidates"] = to_dict(recipe.candidates)
+    if recipe.augment is not None:
+        out["augment"] = to_dict(recipe.augment)
+    if recipe.embed is not None:
+        out["embed"] = to_dict(recipe.embed)
+    out["runs"] = {r.name: {"side": list(r.side), **({"ablation": r.ablation} if r.ablation else {}),
+                            **to_dict(r.train)} for r in recipe.runs}
+    return out
+
+
+def resolved_toml(recipe: Recipe) -> str:
+    return dump_toml(resolved_dict(recipe))
+
+
+__all__ = ["SIDE_INPUTS", "Recipe", "RecipeMeta", "RunSpec", "load_recipe", "parse_recipe",
+           "resolved_dict", "resolved_toml"]

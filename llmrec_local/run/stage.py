@@ -1,0 +1,333 @@
+"""The pipeline runner: the only module that knows the stage order.
+
+prepare -> candidates -> augment -> embed -> train -> evaluate -> report, each stage reading and writing artifact
+folders under the recipe's workdir:
+
+    <workdir>/dataset/                       prepare
+    <workdir>/runs/_candidates_base/         candidates: the base model (LightGCN by default)
+    <workdir>/candidates/                    candidates: top-K unseen items per user
+    <workdir>/augment/{pairs,item_attributes,user_profiles}/   augment (+ request cache)
+    <workdir>/embed/<source>/                embed
+    <workdir>/runs/<run>-seed<k>/            train (eval/ inside: evaluate)
+    <workdir>/report/                        report.md, report.html, results.json
+    <workdir>/recipe.resolved.toml           the resolved recipe and its hash
+
+Every stage skips itself when its complete artifact was built from the same config (the stage functions check
+their config hash, which includes their inputs' hashes), so rerunning a recipe only does what changed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..artifacts.base import COMPLETE_MARKER, hardware_summary, is_complete, library_versions, read_manifest
+from ..errors import ArtifactError, ConfigError
+from .config import Recipe, RunSpec, resolved_toml
+
+if TYPE_CHECKING:
+    from ..train.side import SideInputs
+
+log = logging.getLogger(__name__)
+
+STAGES = ("prepare", "candidates", "augment", "embed", "train", "evaluate", "report")
+SMOKE_ALIAS = "smoke"
+
+
+class Layout:
+    """Artifact paths of a recipe's workdir (one place, so the runner and the report agree)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.root = Path(workdir)
+        self.dataset = self.root / "dataset"
+        self.candidates_base = self.root / "runs" / "_candidates_base"
+        self.candidates = self.root / "candidates"
+        self.augment = self.root / "augment"
+        self.embed = self.root / "embed"
+        self.report = self.root / "report"
+
+    def run(self, name: str, seed: int) -> Path:
+        return self.root / "runs" / f"{name}-seed{seed}"
+
+
+def select_stages(start: str | None, until: str | None) -> tuple[str, ...]:
+    """The stages from `start` to `until` inclusive, validated against STAGES."""
+    for name in (start, until):
+        if name is not None and name not in STAGES:
+            raise ConfigError(f"unknown stage {name!r}; stages are {list(STAGES)}")
+    lo = STAGES.index(start) if start else 0
+    hi = STAGES.index(until) if until else len(STAGES) - 1
+    if lo > hi:
+        raise ConfigError(f"--from {start} comes after --until {until}; stages run in the order {list(STAGES)}")
+    return STAGES[lo:hi + 1]
+
+
+def _ensure_smoke_model(recipe: Recipe) -> Path | None:
+    """Build the tiny random smoke LLM into the recipe's models_dir when the recipe asks for it."""
+    if recipe.augment is None or recipe.augment.model != SMOKE_ALIAS or recipe.augment.backend == "openai":
+        return None
+    from ..llm.registry import load_registry
+    from ..llm.smoke import build_smoke_model
+
+    if recipe.meta.models_dir is None:
+        raise ConfigError("augment.model = 'smoke' needs recipe.models_dir (where the smoke model is built)")
+    folder = Path(recipe.meta.models_dir) / load_registry()[SMOKE_ALIAS].folder
+    log.warning("augment.model = 'smoke': a tiny RANDOM model built locally at %s; its answers are noise and "
+                "only exercise the code path. Use a real model (e.g. qwen2-7b) for meaningful augmentations.",
+                folder)
+    return build_smoke_model(folder)
+
+
+def _side_inputs(spec: RunSpec, embedded: dict[str, Path], layout: Layout) -> "SideInputs":
+    """The side inputs `spec` asks for, as artifact paths (the trainer loads and checks them)."""
+    from ..train.side import SideInputs
+
+    def need(source: str) -> Path:
+        if source not in embedded:
+            raise ArtifactError(f"run {spec.name} needs the {source} embeddings, but the embed stage produced "
+                                f"{sorted(embedded)}; add {source.split(':')[0]} to [embed].sources")
+        return embedded[source]
+
+    attributes = {}
+    if "item_attributes" in spec.side:
+        attributes = {k.split(":", 1)[1]: v for k, v in embedded.items() if k.startswith("item_attributes:")}
+        if not attributes:
+            attributes = {"all": need("item_attributes")}
+    pairs = None
+    if "pairs" in spec.side:
+        pairs = layout.augment / "pairs"
+        if not is_complete(pairs):
+            raise ArtifactError(f"run {spec.name} uses LLM pairs but {pairs} is not complete; run the augment stage")
+    return SideInputs(
+        item_text=need("item_text") if "item_text" in spec.side else None,
+        item_image=need("item_image") if "item_image" in spec.side else None,
+        item_attributes=attributes,
+        user_profiles=need("user_profiles") if "user_profiles" in spec.side else None,
+        pairs=pairs,
+        use_dataset_features="dataset_features" in spec.side,
+    )
+
+
+def _existing_embeddings(layout: Layout) -> dict[str, Path]:
+    """Embedding artifacts already in the workdir (for `--from train` after an earlier embed run)."""
+    found = {}
+    for marker in sorted(layout.embed.glob("**/_COMPLETE")):
+        found[read_manifest(marker.parent).get("source", marker.parent.name)] = marker.parent
+    return found
+
+
+def _augment_stats(layout: Layout) -> dict[str, Any]:
+    """Per-job statistics from the augment artifacts: counts and tokens from the manifest, engine figures
+    (prefix-cache hit rate) from ``usage.json``, and the most frequent generated values of each text field."""
+    stats = {}
+    for folder in ("pairs", "item_attributes", "user_profiles"):
+        path = layout.augment / folder
+        if not is_complete(path):
+            continue
+        manifest = read_manifest(path)
+        counts, tokens, speed = manifest.get("counts", {}), manifest.get("tokens", {}), manifest.get("throughput", {})
+        usage = json.loads((path / "usage.json").read_text()) if (path / "usage.json").is_file() else {}
+        stats[folder] = {
+            "requests": counts.get("requests_total"), "valid": counts.get("valid"),
+            "valid_rate": counts.get("valid_rate"), "retries": counts.get("failed_attempts"),
+            "failures": counts.get("failed"), "prompt_tokens": tokens.get("prompt"),
+            "completion_tokens": tokens.get("completion"), "requests_per_s": speed.get("requests_per_s"),
+            "output_tokens_per_s": speed.get("output_tokens_per_s"),
+            "prefix_cache_hit_rate": usage.get("backend_usage", {}).get("prefix_cache_hit_rate"),
+            "wall_s": manifest.get("wall_s"),
+            "usd_at_paper_prices": manifest.get("cost_estimate", {}).get("usd_this_run"),
+            "distributions": _value_counts(path / "records.parquet"),
+        }
+    return stats
+
+
+def _value_counts(records: Path, top: int = 10) -> dict[str, dict[str, int]]:
+    """The `top` most frequent values of every String column of an augmentation's records."""
+    import polars as pl
+
+    frame = pl.read_parquet(records)
+    out = {}
+    for name, dtype in frame.schema.items():
+        if dtype == pl.String and name not in ("cache_key", "profile_text"):
+            counts = frame[name].value_counts(sort=True).head(top)
+            out[name] = {str(v): int(c) for v, c in zip(counts[name], counts["count"])}
+    return out
+
+
+def _markers(path: Path | None) -> dict[str, int]:
+    """Completion markers at or below `path` with their modification times (nanoseconds): a stage that rewrote
+    or added an artifact changes this snapshot. Evaluation folders inside runs belong to the evaluate stage."""
+    if path is None or not Path(path).exists():
+        return {}
+    found = [Path(path) / COMPLETE_MARKER] if is_complete(path) else list(Path(path).glob(f"**/{COMPLETE_MARKER}"))
+    return {str(m): m.stat().st_mtime_ns for m in found if m.is_file()}
+
+
+def _curve(run_dir: Path) -> list[dict[str, Any]]:
+    log_path = run_dir / "train_log.jsonl"
+    if not log_path.is_file():
+        return []
+    return [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+
+
+def _evaluated_runs(recipe: Recipe, layout: Layout) -> list[dict[str, Any]]:
+    """Test metrics and training curves of every run of the recipe that has been evaluated."""
+    from ..evaluate.stage import eval_dir
+
+    runs = []
+    for spec in recipe.runs:
+        for seed in recipe.meta.seeds:
+            run = layout.run(spec.name, seed)
+            metrics = eval_dir(run, "test", spec.train.protocol) / "metrics.json"
+            if is_complete(run) and metrics.is_file():
+                runs.append({"name": spec.name, "seed": seed, "protocol": spec.train.protocol, "path": str(run),
+                             "ablation": spec.ablation, "model": f"{spec.train.model.name}"
+                             + (f" ({spec.train.model.variant})" if spec.train.model.name == "llmrec" else ""),
+                             "side": list(spec.side),
+                             "metrics": json.loads(metrics.read_text())["metrics"], "curve": _curve(run)})
+    return runs
+
+
+def _comparisons(recipe: Recipe, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Paired t-tests of every run against the recipe's baseline on Recall@20 and NDCG@20, over seeds and over
+    users (per-user metrics averaged over seeds). Needs every run evaluated for the same seeds under the standard
+    protocol; the paper protocol's numbers are for comparison with published tables only."""
+    from .multiseed import summarize_runs
+
+    baseline = recipe.meta.baseline
+    by_name: dict[str, list[Path]] = {}
+    for run in runs:
+        by_name.setdefault(run["name"], []).append(Path(run["path"]))
+    complete = len(by_name) == len(recipe.runs) and all(len(v) == len(recipe.meta.seeds) for v in by_name.values())
+    if not baseline or len(by_name) < 2 or not complete or any(r["protocol"] != "standard" for r in runs):
+        return []
+    summary = summarize_runs(by_name, baseline)
+    out = []
+    for name, entry in summary["systems"].items():
+        if name == baseline:
+            continue
+        for metric in ("recall@20", "ndcg@20"):
+            for over in ("users", "seeds"):
+                test = entry[metric][f"vs_baseline_over_{over}"]
+                out.append({"run": name, "baseline": baseline, "metric": metric, "mean_diff": test["mean_diff"],
+                            "p_value": test["t_p"], "test": f"paired t over {over}", "n": test["n"]})
+    return out
+
+
+def run_pipeline(recipe: Recipe, *, stages: Sequence[str] = STAGES, force: bool = False,
+                 models_dir: str | Path | None = None, base_url: str | None = None, backend: Any = None,
+                 progress: bool = True, echo: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run the selected stages of `recipe`; returns the study results (also written to report/results.json).
+
+    Args:
+        recipe: a validated recipe.
+        stages: which stages to run (see `select_stages`); the others' artifacts must already exist when needed.
+        force: rebuild artifacts of the selected stages even when complete ones of another config exist.
+        models_dir: extra folder for the model registry (default: the recipe's models_dir).
+        base_url: OpenAI-compatible server for ``augment.backend = "openai"``.
+        backend: an LLMBackend object to use instead of building one (tests, notebooks).
+        echo: where one-line progress messages go.
+    """
+    layout = Layout(recipe.meta.workdir)
+    layout.root.mkdir(parents=True, exist_ok=True)
+    resolved = resolved_toml(recipe)
+    # The resolved recipe beside its artifacts: what produced them, with every default spelled out.
+    (layout.root / "recipe.resolved.toml").write_text(f"# recipe hash: {recipe.hash}\n{resolved}")
+    models_dir = models_dir if models_dir is not None else recipe.meta.models_dir
+    results: dict[str, Any] = {
+        "recipe": recipe.meta.name, "config_hash": recipe.hash, "resolved_recipe": resolved,
+        "stages": [], "runs": [], "comparisons": [],
+        "environment": {"libraries": library_versions(), "hardware": hardware_summary()},
+    }
+
+    def timed(stage: str, path: Path | None, fn: Callable[[], Any]) -> Any:
+        before = _markers(path)
+        echo(f"[{stage}] ...")
+        t0 = time.perf_counter()
+        value = fn()
+        wall = time.perf_counter() - t0
+        # Skipped = the stage found every artifact it needed already complete and rewrote none of them.
+        skipped = bool(before) and _markers(path) == before
+        results["stages"].append({"stage": stage, "wall_s": round(wall, 2), "skipped": skipped,
+                                  "path": str(path) if path else ""})
+        echo(f"[{stage}] {'already complete, skipped' if skipped else f'done in {wall:.1f} s'}"
+             + (f" -> {path}" if path else ""))
+        return value
+
+    if "prepare" in stages:
+        from ..prepare.stage import prepare
+
+        timed("prepare", layout.dataset, lambda: prepare(recipe.prepare, layout.dataset, force=force))
+    results["dataset"] = read_manifest(layout.dataset).get("counts", {}).get("final", {})
+
+    if recipe.augment is not None:
+        if "candidates" in stages and recipe.candidates is not None:
+            from ..augment.stage import load_dataset, resolve_candidates
+            from ..train.stage import train
+
+            def candidates() -> Path:
+                base = train(recipe.candidates, layout.dataset, layout.candidates_base, force=force)
+                return resolve_candidates(load_dataset(layout.dataset), layout.root, recipe.augment,
+                                          candidates=None, base_run=base, force=force)
+
+            timed("candidates", layout.candidates, candidates)
+        if "augment" in stages:
+            from ..augment.stage import augment
+
+            _ensure_smoke_model(recipe)
+            timed("augment", layout.augment, lambda: augment(
+                recipe.augment, layout.dataset, layout.root, backend=backend,
+                candidates=layout.candidates if recipe.candidates is not None else None,
+                models_dir=models_dir, base_url=base_url, force=force, progress=progress))
+        results["augment"] = _augment_stats(layout)
+
+    embedded: dict[str, Path] = {}
+    if recipe.embed is not None:
+        if "embed" in stages:
+            from ..embed.stage import embed
+
+            embedded = timed("embed", layout.embed, lambda: embed(
+                recipe.embed, layout.dataset, layout.embed,
+                augment=layout.augment if recipe.augment is not None else None, force=force, progress=progress))
+        else:
+            embedded = _existing_embeddings(layout)
+
+    if "train" in stages:
+        from dataclasses import replace
+
+        from ..train.stage import train
+
+        for spec in recipe.runs:
+            side = _side_inputs(spec, embedded, layout)
+            for seed in recipe.meta.seeds:
+                out = layout.run(spec.name, seed)
+                cfg = replace(spec.train, seed=seed, progress=progress)
+                timed(f"train {spec.name} seed {seed}", out, lambda: train(cfg, layout.dataset, out, side=side,
+                                                                           force=force))
+    if "evaluate" in stages:
+        from ..evaluate.stage import eval_dir, evaluate
+
+        for spec in recipe.runs:
+            for seed in recipe.meta.seeds:
+                run = layout.run(spec.name, seed)
+                timed(f"evaluate {spec.name} seed {seed}", eval_dir(run, "test", spec.train.protocol),
+                      lambda: evaluate(run, layout.dataset, split="test", protocol=spec.train.protocol,
+                                       device=spec.train.device, force=force))
+    results["runs"] = _evaluated_runs(recipe, layout)
+    results["comparisons"] = _comparisons(recipe, results["runs"])
+
+    if "report" in stages:
+        from ..report.stage import write_report
+
+        def report() -> tuple[Path, Path]:
+            layout.report.mkdir(parents=True, exist_ok=True)
+            (layout.report / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+            return write_report(results, layout.report)
+
+        timed("report", None, report)
+        results["report_paths"] = [str(layout.report / "report.md"), str(layout.report / "report.html")]
+    return results

@@ -1,0 +1,31 @@
+"""Fixtures shared by several test folders: a tiny prepared synthetic dataset and a stand-in base run (random
+embeddings, `testkit.fakes.write_run`) to compute candidates from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from llmrec_local.artifacts.dataset import Dataset
+from llmrec_local.data.synthetic import generate_synthetic
+from llmrec_local.prepare.stage import PrepareConfig, prepare
+from testkit.fakes import write_run
+
+
+@pytest.fixture(scope="session")
+def dataset_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("augment_data")
+    raw = generate_synthetic(root / "raw", n_users=12, n_items=30, interactions_per_user=8, posters=False)
+    return prepare(PrepareConfig(source=raw, min_rating=None), root / "dataset")
+
+
+@pytest.fixture()
+def dataset(dataset_path: Path) -> Dataset:
+    return Dataset.load(dataset_path)
+
+
+@pytest.fixture(scope="session")
+def base_run(tmp_path_factory: pytest.TempPathFactory, dataset_path: Path) -> Path:
+    ds = Dataset.load(dataset_path)
+    return write_run(tmp_path_factory.mktemp("run") / "run0", ds.n_users, ds.n_items)
