@@ -4,5 +4,5 @@ bundled data) into a network-less lab, install it with ``pip --no-index``, and v
 ``python -m llmrec_local.kit pack ...`` writes a kit (`llmrec_local.kit.pack`); ``python -m llmrec_local.kit verify
 KIT`` checks it against its MANIFEST (`llmrec_local.kit.manifest`). `llmrec_local.kit.torch_source` decides where
 the CPU torch build comes from (also run as a plain script by scripts/setup_env.sh and scripts/lock.sh).
-Only the standard library and `llmrec_local.hashing`/`llmrec_local.llm.registry` are imported here.
+No heavy library is imported by any module here (torch, vllm, transformers stay out).
 """

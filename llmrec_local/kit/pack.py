@@ -76,7 +76,7 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
 export LLMREC_MODELS_DIR="$KIT/models" LLMREC_MODEL_REGISTRY="$KIT/recipes/models.toml"
 ENV
 "$VENV/bin/python" -m llmrec_local.kit verify "$KIT"
-echo "installed into $VENV; next: source $VENV/bin/activate && cd $KIT && python -m llmrec_local.doctor"
+echo "installed into $VENV; next: source $VENV/bin/activate && python -m llmrec_local.doctor (run recipes from a work folder outside the kit)"
 """
 
 
