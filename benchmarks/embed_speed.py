@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from llmrec_local.embed.stage import EmbedConfig, build_image_encoder, build_text_encoder
+from llmrec_local.embed.config import EmbedConfig
+from llmrec_local.embed.stage import build_image_encoder, build_text_encoder
 
 _WORDS = ("night day city love war dark star last lost secret king river summer winter home road dream island "
           "story ghost queen return game heart fire blue red golden").split()

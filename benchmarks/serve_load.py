@@ -43,7 +43,8 @@ def log(message: str) -> None:
 
 def build_run(source: Path, workdir: Path, epochs: int) -> tuple[Path, Path]:
     """Prepare `source` (MovieLens layout) and train a LightGCN on it; returns (run_dir, dataset_dir)."""
-    from llmrec_local.prepare.stage import PrepareConfig, prepare
+    from llmrec_local.prepare.config import PrepareConfig
+    from llmrec_local.prepare.stage import prepare
     from llmrec_local.train.config import ModelConfig, TrainConfig
     from llmrec_local.train.stage import train
 

@@ -16,6 +16,7 @@ from ..data.schema import (
     INTERACTIONS_FILE,
     INTERACTIONS_SCHEMA,
     ITEM,
+    ITEM_ID,
     ITEMS_FILE,
     ITEMS_SCHEMA,
     SPLIT,
@@ -24,12 +25,14 @@ from ..data.schema import (
     SPLIT_SCHEMA,
     TIMESTAMP,
     USER,
+    USER_ID,
     USERS_FILE,
     USERS_SCHEMA,
     check_dense_index,
     validate,
 )
 from ..errors import DataError
+from ..ids import IdVocabulary
 from .base import require_stage
 
 
@@ -118,6 +121,17 @@ class Dataset:
     def arrays(self) -> InteractionArrays:
         """(user, item) int64 pairs per split, shape (n_pairs, 2) each, sorted by user then item."""
         return self._arrays
+
+    @cached_property
+    def _vocabularies(self) -> dict[str, IdVocabulary]:
+        return {USER: IdVocabulary(USER, self.users()[USER_ID].to_list()),
+                ITEM: IdVocabulary(ITEM, self.items()[ITEM_ID].to_list())}
+
+    def vocabulary(self, entity: str) -> IdVocabulary:
+        """The external-id vocabulary of ``"user"`` or ``"item"``: ``vocabulary("item").ids[i]`` is item i's id."""
+        if entity not in (USER, ITEM):
+            raise ValueError(f"entity must be 'user' or 'item', got {entity!r}")
+        return self._vocabularies[entity]
 
     def genre_vocabulary(self) -> list[str]:
         """Distinct genre names over all items, sorted alphabetically (empty when the source has no genres)."""

@@ -104,7 +104,7 @@ def main_run(argv: Sequence[str] | None) -> int:
     from .stage import augment
 
     if args.data is None:
-        from ..data.bundled import DEFAULT_WORKDIR, bundled_dataset
+        from ..prepare.bundled import DEFAULT_WORKDIR, bundled_dataset
 
         args.data = bundled_dataset(args.out or DEFAULT_WORKDIR)
         print(f"--data not given: using the bundled MovieLens ml-latest-small prepared at {args.data}")

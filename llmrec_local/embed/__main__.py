@@ -18,8 +18,9 @@ from typing import Any
 from ..artifacts.base import read_manifest
 from ..cli import add_common_args, configure_logging, run_main
 from ..config import apply_overrides, from_mapping, load_toml
+from .config import EmbedConfig
 from .sources import SOURCES
-from .stage import EmbedConfig, embed
+from .stage import embed
 
 
 def build_parser() -> argparse.ArgumentParser:

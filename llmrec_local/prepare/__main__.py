@@ -21,7 +21,8 @@ from ..artifacts.base import is_complete, read_manifest
 from ..cli import add_common_args, configure_logging, run_main
 from ..config import config_hash, dump_toml, from_mapping, to_dict
 from ..data.schema import SUMMARY_FILE
-from .stage import PrepareConfig, prepare
+from .config import PrepareConfig
+from .stage import prepare
 
 log = logging.getLogger("llmrec_local.prepare")
 

@@ -16,7 +16,7 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -49,80 +49,11 @@ from ..data.schema import (
 from ..data.split import check_leakage, split_leave_one_out, split_random, split_sizes, split_temporal
 from ..errors import DataError
 from ..hashing import file_sha256
+from .config import PrepareConfig
 
 log = logging.getLogger(__name__)
 
 STAGE = "prepare"
-
-
-@dataclass(frozen=True)
-class PrepareConfig:
-    """Settings of the prepare stage (the ``[prepare]`` table of a recipe).
-
-    Attributes:
-        source: raw dataset folder (or a single generic interactions file).
-        format: "auto" detects from the files; or "llmrec" | "movielens" | "generic".
-        min_rating: interactions with rating >= this are positives; None keeps all. Ignored without ratings.
-        user_min, item_min: k-core thresholds (0 = off), applied iteratively after the threshold.
-        split: "random" (per user, validation carved from train), "leave_one_out" (latest -> test, previous -> val),
-            "temporal" (global time cut), "given" (the source's own train/val/test files; LLMRec's release).
-        test_ratio, val_ratio: fractions of each user's interactions (random), of all interactions (temporal); for
-            leave_one_out val_ratio > 0 only switches the validation item on.
-        seed: seed of the random and leave-one-out tie-breaking keys.
-        item_catalog: which items get an index: "interacted" (items with a positive interaction after
-            filtering), "all" (every item of the item file / feature matrices, even without interactions), "auto"
-            ("all" for LLMRec's release, whose feature matrices define the items; "interacted" otherwise).
-        on_leak: for the "given" split, "error" on a val/test pair that is also in train (or a val/test user without
-            training data), or "drop" such val/test pairs (counted in the manifest).
-        interactions_file, items_file, users_file: generic tables (a name without suffix matches .csv/.tsv/.parquet).
-        user_col, item_col, rating_col, timestamp_col: generic id/rating/time column names.
-        title_col, year_col, genres_col, image_col, genre_sep: generic item columns; genres split on genre_sep.
-    """
-
-    source: Path
-    format: Literal["auto", "llmrec", "movielens", "generic"] = "auto"
-    min_rating: float | None = 4.0
-    user_min: int = 0
-    item_min: int = 0
-    split: Literal["random", "leave_one_out", "temporal", "given"] = "random"
-    test_ratio: float = 0.2
-    val_ratio: float = 0.1
-    seed: int = 0
-    item_catalog: Literal["auto", "interacted", "all"] = "auto"
-    on_leak: Literal["error", "drop"] = "error"
-    interactions_file: str = "interactions"
-    items_file: str = "items"
-    users_file: str = "users"
-    user_col: str = "user_id"
-    item_col: str = "item_id"
-    rating_col: str = "rating"
-    timestamp_col: str = "timestamp"
-    title_col: str = "title"
-    year_col: str = "year"
-    genres_col: str = "genres"
-    image_col: str = "image_path"
-    genre_sep: str = "|"
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "source", Path(self.source))
-        if self.user_min < 0 or self.item_min < 0:
-            raise ValueError(f"user_min and item_min must be >= 0 (0 = no k-core), got {self.user_min}, "
-                             f"{self.item_min}")
-        for name in ("test_ratio", "val_ratio"):
-            value = getattr(self, name)
-            if not 0.0 <= value < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {value}")
-        if self.test_ratio + self.val_ratio >= 1.0:
-            raise ValueError(f"test_ratio + val_ratio must be < 1 so that training data remains, got "
-                             f"{self.test_ratio} + {self.val_ratio}")
-        if self.split in ("random", "temporal", "leave_one_out") and self.test_ratio == 0.0:
-            raise ValueError(f"split {self.split!r} needs test_ratio > 0")
-        if self.min_rating is not None and not np.isfinite(self.min_rating):
-            raise ValueError(f"min_rating must be a finite number or omitted, got {self.min_rating}")
-        if self.seed < 0:
-            raise ValueError(f"seed must be >= 0, got {self.seed}")
-        if not self.genre_sep:
-            raise ValueError("genre_sep must not be empty")
 
 
 @dataclass

@@ -25,9 +25,9 @@ from typing import Any
 
 from ..augment.config import AugmentConfig
 from ..config import apply_overrides, config_hash, dump_toml, from_mapping, load_toml, to_dict
-from ..embed.stage import EmbedConfig
+from ..embed.config import EmbedConfig
 from ..errors import ConfigError
-from ..prepare.stage import PrepareConfig
+from ..prepare.config import PrepareConfig
 from ..train.config import TrainConfig, ablation_overrides
 
 #: Side inputs a run may use, mapped onto the artifacts the augment and embed stages write; ``dataset_features``

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from llmrec_local.data.synthetic import generate_synthetic
-from llmrec_local.prepare.stage import PrepareConfig, prepare
+from llmrec_local.prepare.config import PrepareConfig
+from llmrec_local.prepare.stage import prepare
 
 
 @pytest.fixture(scope="session")

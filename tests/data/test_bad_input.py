@@ -13,7 +13,8 @@ import pytest
 
 from llmrec_local.data.synthetic import generate_synthetic
 from llmrec_local.errors import DataError
-from llmrec_local.prepare.stage import PrepareConfig, prepare
+from llmrec_local.prepare.config import PrepareConfig
+from llmrec_local.prepare.stage import prepare
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ import polars as pl
 
 from llmrec_local.artifacts.base import read_manifest
 from llmrec_local.artifacts.dataset import Dataset
-from llmrec_local.prepare.stage import PrepareConfig, prepare
+from llmrec_local.prepare.config import PrepareConfig
+from llmrec_local.prepare.stage import prepare
 
 
 def test_dataset_api_matches_the_contract(prepared_generic: Path, synthetic_generic: Path) -> None:

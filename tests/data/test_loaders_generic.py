@@ -10,7 +10,8 @@ import polars as pl
 from llmrec_local.artifacts.dataset import Dataset
 from llmrec_local.data.loaders import detect_format
 from llmrec_local.data.loaders.generic import load_generic
-from llmrec_local.prepare.stage import PrepareConfig, prepare
+from llmrec_local.prepare.config import PrepareConfig
+from llmrec_local.prepare.stage import prepare
 
 
 def test_parquet_tables_with_custom_columns(tmp_path: Path) -> None:

@@ -15,7 +15,8 @@ from llmrec_local.artifacts.dataset import Dataset
 from llmrec_local.data.loaders import detect_format
 from llmrec_local.data.loaders.llmrec import load_llmrec
 from llmrec_local.errors import DataError
-from llmrec_local.prepare.stage import PrepareConfig, prepare
+from llmrec_local.prepare.config import PrepareConfig
+from llmrec_local.prepare.stage import prepare
 
 
 def write_release(folder: Path, *, netflix: bool = True, train_mat: bool = True) -> Path:

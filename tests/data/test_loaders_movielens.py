@@ -10,7 +10,8 @@ import pytest
 from llmrec_local.artifacts.dataset import Dataset
 from llmrec_local.data.loaders import detect_format
 from llmrec_local.data.loaders.movielens import ML100K_GENRES, detect_movielens, load_movielens
-from llmrec_local.prepare.stage import PrepareConfig, prepare
+from llmrec_local.prepare.config import PrepareConfig
+from llmrec_local.prepare.stage import prepare
 
 
 def _flags(*names: str) -> str:

@@ -10,7 +10,7 @@ from llmrec_local.config import from_mapping
 from llmrec_local.data.filters import apply_threshold, deduplicate, k_core
 from llmrec_local.data.split import check_leakage, split_leave_one_out, split_random, split_temporal
 from llmrec_local.errors import ConfigError, DataError
-from llmrec_local.prepare.stage import PrepareConfig
+from llmrec_local.prepare.config import PrepareConfig
 
 
 def _table(rows: list[tuple[str, str, float | None, int | None]]) -> pl.DataFrame:

@@ -14,8 +14,9 @@ from llmrec_local.artifacts.base import ArtifactWriter, read_manifest
 from llmrec_local.artifacts.embeddings import load_embedding
 from llmrec_local.config import from_mapping
 from llmrec_local.embed import minilm
+from llmrec_local.embed.config import EmbedConfig
 from llmrec_local.embed.image import ImageEncoder
-from llmrec_local.embed.stage import EmbedConfig, embed
+from llmrec_local.embed.stage import embed
 from llmrec_local.embed.text import TextEncoder
 from llmrec_local.errors import ArtifactError, ConfigError
 

@@ -26,7 +26,8 @@ from testkit.recommend import (  # noqa: F401  (fixtures used by name)
 )
 
 from llmrec_local.errors import ArtifactError
-from llmrec_local.prepare.stage import PrepareConfig, prepare
+from llmrec_local.prepare.config import PrepareConfig
+from llmrec_local.prepare.stage import prepare
 from serving.recommend import RunRecommender, ServingInputError, ServingLimits, UnknownIdError, top_k
 
 GENRES = ["Action", "Comedy", "Drama", "Horror", "Romance", "Sci-Fi"]

@@ -9,7 +9,8 @@ import pytest
 
 from llmrec_local.artifacts.dataset import Dataset
 from llmrec_local.data.synthetic import generate_synthetic
-from llmrec_local.prepare.stage import PrepareConfig, prepare
+from llmrec_local.prepare.config import PrepareConfig
+from llmrec_local.prepare.stage import prepare
 from testkit.fakes import write_run
 
 

@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from llmrec_local.data.synthetic import generate_synthetic
-from llmrec_local.prepare.stage import PrepareConfig, prepare
+from llmrec_local.prepare.config import PrepareConfig
+from llmrec_local.prepare.stage import prepare
 from llmrec_local.train.config import ModelConfig, TrainConfig
 from llmrec_local.train.stage import train
 from serving.recommend_server import launch, stop

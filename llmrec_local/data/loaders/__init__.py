@@ -15,7 +15,7 @@ from .llmrec import load_llmrec
 from .movielens import detect_movielens, load_movielens
 
 if TYPE_CHECKING:
-    from ...prepare.stage import PrepareConfig
+    from ...prepare.config import PrepareConfig
 
 __all__ = ["RawData", "detect_format", "load_source"]
 

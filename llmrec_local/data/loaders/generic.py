@@ -37,7 +37,7 @@ from ..schema import (
 from .base import RawData, canonical_interactions, complete_items, split_genres
 
 if TYPE_CHECKING:
-    from ...prepare.stage import PrepareConfig
+    from ...prepare.config import PrepareConfig
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")
 

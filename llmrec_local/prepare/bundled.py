@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import DataError
-from ..prepare.stage import PrepareConfig, prepare
+from .config import PrepareConfig
+from .stage import prepare
 
 #: Where a source checkout keeps the bundled raw files.
 BUNDLED_RAW = Path(__file__).resolve().parents[2] / "data" / "ml-latest-small"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from llmrec_local.artifacts.dataset import Dataset
-from llmrec_local.data.bundled import BUNDLED_RAW, bundled_dataset
+from llmrec_local.prepare.bundled import BUNDLED_RAW, bundled_dataset
 
 
 def test_bundled_ml_latest_small(tmp_path: Path) -> None:
