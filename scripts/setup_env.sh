@@ -38,7 +38,7 @@ else
   $PIP install -q "${TORCH_ARGS[@]}" "torch==2.13.0+cpu" "torchvision==0.28.0" -e ".[llm-cpu,embed,clip,serve,dev]" >&2
 fi
 # PyPI's torchaudio/torchcodec are CUDA builds that break imports beside torch 2.13.0+cpu; triton has no CPU
-# backend. None is used. torchvision stays (open_clip needs it) and is made importable by llmrec_local._compat.
+# backend. None is used. torchvision stays (open_clip needs it) and is made importable by llmrec_local.compat.
 $PIP uninstall -q -y torchaudio torchcodec triton >/dev/null 2>&1 || true
 echo "$stamp_value" > "$VENV/.llmrec_stamp"
 echo "[setup] environment ready: $VENV" >&2

@@ -2,7 +2,7 @@
 
 The released LLMRec attributes hold 1,166 distinct country strings and 326 language strings for one dataset
 ("USA", "United States", "U.S.", "America" ...), echoed templates ("director", "country") and titles in the director
-slot (`reference/llmrec-original.md` §3.3, D4). Each spelling maps to one canonical form here, and every placeholder
+slot (`docs/llmrec-original.md` §3.3, D4). Each spelling maps to one canonical form here, and every placeholder
 becomes the explicit value ``"unknown"``, so embeddings of the attributes are not dominated by surface variance.
 """
 

@@ -3,7 +3,7 @@
 Constrained decoding makes the JSON well-formed; these checks still run on every answer because an OpenAI-compatible
 server may ignore the schema, a cached answer may come from another backend, and the schema cannot express the
 domain rules (not a history item; a genre named both liked and disliked is kept as liked only). The original parser
-raised on any deviation and silently skipped the user (`reference/llmrec-original.md` §3.1, B2); here every failure
+raised on any deviation and silently skipped the user (`docs/llmrec-original.md` §3.1, B2); here every failure
 is kept with its reason and the raw text, and retried a bounded number of times by the runner.
 """
 

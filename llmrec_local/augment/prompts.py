@@ -8,7 +8,7 @@ characters per token); candidates are labelled by their position ``[0]..[K-1]``,
 Each job's template carries a version (`TEMPLATE_VERSIONS`) that enters every request's cache key. Changing any text
 here without bumping the version fails `tests/augment/test_prompts.py` (golden files in `tests/augment/golden/`).
 
-Differences from the original prompts (`reference/llmrec-original.md` §3): answers are JSON constrained by a schema
+Differences from the original prompts (`docs/llmrec-original.md` §3): answers are JSON constrained by a schema
 instead of ``pos::neg`` strings; candidates are labelled by position instead of internal item ids; the history is
 ordered by time and bounded instead of the full item-id-ordered training row; the profile prompt allows explicit
 "unknown" values instead of asking the model to guess everything.

@@ -4,7 +4,7 @@ Scores come from a training run's ``embeddings.safetensors`` (tensors ``user`` (
 (n_items, d)): ``score(u, i) = user[u] · item[i]``. Each user's *training* items are masked before the top-K, so
 candidates are items the user has not interacted with in training. **This deviates from the original**: LLMRec's
 README recipe took the top-10 without masking, so candidates could repeat history items and the prompt asked the
-LLM to avoid them (`reference/llmrec-original.md` O7). Validation and test items are not masked (masking them would
+LLM to avoid them (`docs/llmrec-original.md` O7). Validation and test items are not masked (masking them would
 leak the held-out data into the augmentation).
 
 Artifact (stage ``candidates``): ``candidates.parquet`` with user (Int64), rank (Int32, 0 = highest score), item

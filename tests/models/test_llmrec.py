@@ -26,7 +26,7 @@ def data():
 
 
 def dense_reference(model, train, feats):
-    """Models.py:152-197 as documented in llmrec-original.md §2.2-2.5, written with dense matrices."""
+    """Models.py:152-197 as documented in docs/llmrec-original.md §2.2-2.5, written with dense matrices."""
     r = np.zeros((U, I))
     r[train[:, 0], train[:, 1]] = 1
     a_ui = torch.tensor(r / np.sqrt(r.sum(1, keepdims=True) + 1e-8), dtype=torch.float32)

@@ -1,4 +1,4 @@
-"""LLMRec's release layout (``data/<dataset>/`` of the original code; see reference/llmrec-original.md §4).
+"""LLMRec's release layout (``data/<dataset>/`` of the original code; see docs/llmrec-original.md §4).
 
 - ``train.json``, ``val.json``, ``test.json``: ``{"<uid>": [item, ...]}``; users with empty lists are skipped.
 - ``train_mat`` (optional): pickled scipy CSR (n_users, n_items) of the training pairs. Read with the restricted
