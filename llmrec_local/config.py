@@ -9,10 +9,11 @@ untyped dict is the counter-example). ``config_hash`` is the stable identity use
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import tomllib
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -104,7 +105,7 @@ def from_mapping(cls: type[T], data: Mapping[str, Any], where: str = "config") -
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ConfigError(
-            f"{where}: unknown key(s) {unknown}; valid keys are {sorted(fields)}"
+            f"{where}: unknown key(s) {unknown}{did_you_mean(unknown, fields)}; valid keys are {sorted(fields)}"
         )
     kwargs = {}
     for name, f in fields.items():
@@ -117,6 +118,19 @@ def from_mapping(cls: type[T], data: Mapping[str, Any], where: str = "config") -
     except (ValueError, TypeError) as exc:
         # __post_init__ range checks raise ValueError; re-raise as a config error with the location.
         raise ConfigError(f"{where}: {exc}") from exc
+
+
+def did_you_mean(unknown: Sequence[str], known: Iterable[str]) -> str:
+    """`` (did you mean 'lr'?)`` for the closest known name of each unknown one, or "" when none is close: a typo in a
+    recipe should be fixed in one reading of the error."""
+    known = list(known)
+    hints = [f"{name!r} -> {match[0]!r}" for name in unknown
+             if (match := difflib.get_close_matches(name, known, n=1, cutoff=0.6))]
+    if not hints:
+        return ""
+    if len(unknown) == 1:
+        return f" (did you mean {hints[0].split(' -> ')[1]}?)"
+    return f" (did you mean: {', '.join(hints)}?)"
 
 
 def to_dict(obj: Any) -> Any:

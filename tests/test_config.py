@@ -103,3 +103,26 @@ def test_load_toml_errors(tmp_path: Path) -> None:
     bad.write_text("a = [1,\n")
     with pytest.raises(ConfigError, match="is not valid TOML"):
         load_toml(bad)
+
+
+def test_unknown_keys_suggest_the_closest_valid_key() -> None:
+    @dataclass(frozen=True)
+    class Train:
+        lr: float = 1e-3
+        epochs: int = 10
+        patience: int = 5
+
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['lrr'\] \(did you mean 'lr'\?\)"):
+        from_mapping(Train, {"lrr": 0.1}, "train")
+    with pytest.raises(ConfigError, match=r"\(did you mean: 'epoch' -> 'epochs', 'paitence' -> 'patience'\?\)"):
+        from_mapping(Train, {"epoch": 1, "paitence": 2}, "train")
+    with pytest.raises(ConfigError) as exc:
+        from_mapping(Train, {"colour": 1}, "train")
+    assert "did you mean" not in str(exc.value)
+
+
+def test_unknown_recipe_table_suggests_the_closest_table() -> None:
+    from llmrec_local.run.config import parse_recipe
+
+    with pytest.raises(ConfigError, match=r"unknown table\(s\) \['trian'\] \(did you mean 'train'\?\)"):
+        parse_recipe({"recipe": {"name": "x"}, "prepare": {"source": "."}, "trian": {}})

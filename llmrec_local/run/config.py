@@ -24,7 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from ..augment.config import AugmentConfig
-from ..config import apply_overrides, config_hash, dump_toml, from_mapping, load_toml, to_dict
+from ..config import (
+    apply_overrides,
+    config_hash,
+    did_you_mean,
+    dump_toml,
+    from_mapping,
+    load_toml,
+    to_dict,
+)
 from ..embed.config import EmbedConfig
 from ..errors import ConfigError
 from ..prepare.config import PrepareConfig
@@ -123,7 +131,8 @@ def parse_recipe(data: Mapping[str, Any], overrides: Sequence[str] = ()) -> Reci
     data = apply_overrides(data, overrides)
     unknown = sorted(set(data) - set(TOP_LEVEL))
     if unknown:
-        raise ConfigError(f"recipe: unknown table(s) {unknown}; valid tables are {list(TOP_LEVEL)}")
+        raise ConfigError(f"recipe: unknown table(s) {unknown}{did_you_mean(unknown, TOP_LEVEL)}; valid tables are "
+                          f"{list(TOP_LEVEL)}")
     for name in ("recipe", "prepare"):
         if name not in data:
             raise ConfigError(f"recipe: the [{name}] table is required (see recipes/README.md)")
