@@ -1,0 +1,76 @@
+"""Early stopping in epochs, with a floor, a smoothed curve and a minimum improvement (known answers)."""
+
+from __future__ import annotations
+
+import pytest
+
+from llmrec_local.train.stopping import EarlyStopping
+
+
+def _run(rule: EarlyStopping, curve: list[float], eval_every: int = 1) -> int:
+    """Feed `curve` (one value per evaluation) and return the epoch after which the rule stopped (or the last)."""
+    for i, value in enumerate(curve):
+        rule.observe((i + 1) * eval_every, value)
+        if rule.stopped:
+            return rule.last_epoch
+    return rule.last_epoch
+
+
+def test_raw_rule_stops_after_more_than_patience_epochs_without_a_new_best() -> None:
+    rule = EarlyStopping(patience=2)
+    assert _run(rule, [0.1, 0.2, 0.15, 0.19, 0.2, 0.3]) == 5  # best at 2; epochs 3, 4, 5 bring nothing -> stop
+    assert rule.best == 0.2 and rule.best_epoch == 2
+
+
+def test_patience_counts_epochs_not_evaluations() -> None:
+    rule = EarlyStopping(patience=4)
+    # evaluations every 2 epochs: best at epoch 2, no gain at 4 and 6 (4 epochs: not more than 4), stop at 8
+    assert _run(rule, [0.3, 0.2, 0.2, 0.2, 0.2], eval_every=2) == 8
+
+
+def test_min_epochs_carries_a_run_over_a_plateau() -> None:
+    plateau = [0.1] * 30 + [0.1 + 0.01 * i for i in range(1, 21)]
+    assert _run(EarlyStopping(patience=10), plateau) == 12  # first value at 1, eleven flat epochs after it
+    rule = EarlyStopping(patience=10, min_epochs=40)
+    assert _run(rule, plateau) == 50 and rule.best_epoch == 50 and rule.still_improving()
+
+
+def test_smoothing_ignores_one_lucky_evaluation() -> None:
+    """A single spike resets a raw rule's patience; on the smoothed curve it barely registers, so a declining
+    curve still stops, while the raw best (model selection) still remembers the spike."""
+    curve = [0.5, 0.49, 0.48, 0.6, 0.47, 0.46, 0.45, 0.44]
+    assert _run(EarlyStopping(patience=3), curve) == 8  # the spike at epoch 4 restarts the raw patience
+    # smoothed (a = 0.8): 0.5, 0.498, 0.4944, 0.5155 (< 0.5 + 0.02: no improvement), 0.5064 -> 5 - 1 > 3
+    smooth = EarlyStopping(patience=3, smoothing=0.8, min_delta=0.02)
+    assert _run(smooth, curve) == 5
+    assert smooth.best == 0.6 and smooth.best_epoch == 4
+
+
+def test_min_delta_needs_a_real_improvement() -> None:
+    rule = EarlyStopping(patience=2, min_delta=0.05)
+    assert _run(rule, [0.30, 0.31, 0.32, 0.33]) == 4  # gains of 0.01 never count
+    assert rule.best_epoch == 4  # ... but the checkpoint kept is still the best raw value
+
+
+def test_still_improving_at_the_cap_and_not_after_a_stop() -> None:
+    rising = EarlyStopping(patience=5)
+    _run(rising, [0.1 * i for i in range(1, 11)])
+    assert not rising.stopped and rising.still_improving()
+    flat = EarlyStopping(patience=2)
+    _run(flat, [0.5, 0.4, 0.4, 0.4])
+    assert flat.stopped and not flat.still_improving()
+
+
+def test_state_round_trips_for_resumed_runs() -> None:
+    rule = EarlyStopping(patience=3, smoothing=0.5, min_epochs=2)
+    _run(rule, [0.1, 0.3, 0.2])
+    again = EarlyStopping.from_dict(rule.to_dict())
+    assert again == rule
+    assert again.observe(4, 0.5) == rule.observe(4, 0.5)
+
+
+@pytest.mark.parametrize("kwargs", [{"patience": -1}, {"patience": 1, "smoothing": 1.0},
+                                    {"patience": 1, "min_delta": -0.1}])
+def test_bad_settings_are_refused(kwargs: dict) -> None:
+    with pytest.raises(ValueError):
+        EarlyStopping(**kwargs)
