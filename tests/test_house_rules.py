@@ -106,8 +106,6 @@ KNOWN_BREACHES = {
     ("llmrec_local.augment.stage", "llmrec_local.candidates"),
     ("llmrec_local.augment.stage", "llmrec_local.train"),
     ("llmrec_local.evaluate.stage", "llmrec_local.train"),
-    ("llmrec_local.llm.smoke", "transformers"),
-    ("llmrec_local.llm.smoke", "tokenizers"),
 }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .base import FakeBackend, GenRequest, GenResult, LLMBackend, Sampling, UsageStats
+from .base import GenRequest, GenResult, LLMBackend, Sampling, UsageStats
 
 _LAZY = {
     "make_backend": "factory", "resolve_kind": "factory", "vllm_usable": "factory",
@@ -18,7 +18,7 @@ _LAZY = {
     "VLLMBackend": "vllm_backend", "OpenAIBackend": "openai_backend", "TransformersBackend": "hf_backend",
 }
 
-__all__ = ["FakeBackend", "GenRequest", "GenResult", "LLMBackend", "Sampling", "UsageStats", *_LAZY]
+__all__ = ["GenRequest", "GenResult", "LLMBackend", "Sampling", "UsageStats", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

@@ -7,8 +7,7 @@ and get `GenResult`s back in the same order. Parsing, domain checks, retries and
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -100,35 +99,3 @@ class LLMBackend(Protocol):
     def generate(self, requests: Sequence[GenRequest]) -> list[GenResult]: ...
 
     def close(self) -> None: ...
-
-
-class FakeBackend:
-    """Scripted backend for unit tests of the logic above the backends; never used by the demo or benchmarks.
-
-    `respond(request) -> str | dict` gives each answer (a dict is JSON-encoded); it may raise to simulate a backend
-    error for that request. Every request seen is appended to `calls`, so tests can count repeated requests.
-    """
-
-    def __init__(self, respond: Callable[[GenRequest], str | dict[str, Any]], model_id: str = "fake") -> None:
-        self.respond = respond
-        self.model_id = model_id
-        self.usage = UsageStats()
-        self.calls: list[GenRequest] = []
-
-    def generate(self, requests: Sequence[GenRequest]) -> list[GenResult]:
-        out = []
-        for req in requests:
-            self.calls.append(req)
-            try:
-                answer = self.respond(req)
-                text = answer if isinstance(answer, str) else json.dumps(answer)
-                out.append(GenResult(req.key, text, prompt_tokens=1, completion_tokens=1))
-            except Exception as exc:  # noqa: BLE001 - a scripted failure becomes a per-request error, as in real backends
-                out.append(GenResult(req.key, "", finish_reason="error", error=str(exc)))
-        self.usage.requests += len(requests)
-        self.usage.prompt_tokens += len(requests)
-        self.usage.completion_tokens += len(requests)
-        return out
-
-    def close(self) -> None:
-        pass

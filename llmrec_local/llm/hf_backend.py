@@ -1,5 +1,6 @@
 """transformers ``generate`` backend with llguidance-constrained JSON, for CPU runs and small GPUs. The only module
-that imports transformers generation (lazily, inside the constructor).
+that imports transformers and tokenizers (lazily, inside the functions that use them): the backend, and the builders
+of a byte-level BPE tokenizer and a random Qwen2 that `llmrec_local.llm.smoke` assembles into the smoke model.
 
 Requests are rendered with the model's chat template, grouped by sampling settings, sorted by prompt length (less
 padding) and run in left-padded micro-batches. Constrained decoding is our own `LLGuidanceLogitsProcessor`: one
@@ -15,7 +16,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -237,3 +238,67 @@ class TransformersBackend:
 
     def close(self) -> None:
         self.model = None
+
+
+def train_byte_level_bpe(texts: Iterable[str], *, vocab_size: int, special_tokens: Sequence[str], split_regex: str,
+                         eos_token: str, pad_token: str, chat_template: str, model_max_length: int) -> Any:
+    """A fast tokenizer (``PreTrainedTokenizerFast``) whose byte-level BPE is trained on `texts`; nothing downloaded.
+
+    Pre-tokenization is a regex split (`split_regex`, isolated) followed by byte level, after NFC normalisation, the
+    components transformers re-installs when it loads a Qwen2 tokenizer, so ids agree across loaders. The initial
+    alphabet is every byte, so any text (JSON included) is spellable. No BOS and no UNK token.
+    """
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(split_regex), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(texts, trainer=trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=list(special_tokens),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=eos_token, pad_token=pad_token,
+                                   unk_token=None, bos_token=None, chat_template=chat_template,
+                                   model_max_length=model_max_length)
+
+
+def random_qwen2(tokenizer: Any, *, vocab_size: int, hidden: int, layers: int, heads: int, kv_heads: int,
+                 max_positions: int, seed: int) -> Any:
+    """A ``Qwen2ForCausalLM`` with random float32 weights drawn under `seed` (the caller's RNG state is kept).
+
+    head_dim = hidden / heads, MLP width 2 * hidden, tied embeddings. Special ids come from `tokenizer`, as in
+    Qwen2-Instruct: BOS and PAD are its pad token, and generation stops at its EOS or its pad token.
+    """
+    import torch
+    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+
+    eos = tokenizer.convert_tokens_to_ids(tokenizer.eos_token)
+    pad = tokenizer.convert_tokens_to_ids(tokenizer.pad_token)
+    cfg = Qwen2Config(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=2 * hidden,
+                      num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
+                      head_dim=hidden // heads, max_position_embeddings=max_positions, tie_word_embeddings=True,
+                      bos_token_id=pad, eos_token_id=eos, pad_token_id=pad, torch_dtype="float32")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = Qwen2ForCausalLM(cfg)
+    model.generation_config = GenerationConfig(eos_token_id=[eos, pad], pad_token_id=pad, bos_token_id=pad,
+                                               do_sample=False)
+    return model
+
+
+def save_model_folder(model: Any, tokenizer: Any, folder: Path) -> None:
+    """Write `model` and `tokenizer` into `folder` as a local model folder both transformers 4.x and 5.x load.
+
+    transformers 5 names the tokenizer class "TokenizersBackend", unknown to 4.x; "PreTrainedTokenizerFast" loads on
+    both. The chat template is also written into tokenizer_config.json (older loaders read it only there).
+    """
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    path = folder / "tokenizer_config.json"
+    data = json.loads(path.read_text())
+    data["tokenizer_class"] = "PreTrainedTokenizerFast"
+    data["chat_template"] = tokenizer.chat_template
+    path.write_text(json.dumps(data, indent=2))

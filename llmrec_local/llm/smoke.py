@@ -16,6 +16,9 @@ Shape choices (each one is needed by a backend):
 * ``initial_alphabet = ByteLevel.alphabet()`` makes every byte spellable, which the JSON grammar needs;
 * two EOS ids (``<|im_end|>``, ``<|endoftext|>``), as in Qwen2-Instruct.
 
+This module holds the recipe and labels the folder; the tokenizer and the model are built and saved by
+`llmrec_local.llm.hf_backend`, the one module that imports transformers and tokenizers.
+
 CLI: ``python -m llmrec_local.llm.smoke OUT_DIR``.
 """
 
@@ -29,6 +32,8 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+from . import hf_backend
 
 SMOKE_MARKER = "llmrec_local_smoke_model"
 #: bump when the recipe changes, so an existing folder built by an older recipe is rebuilt
@@ -65,24 +70,6 @@ def _corpus(n: int, seed: int) -> Iterator[str]:
             rnd.randint(0, 40), rnd.randint(0, 40), rnd.choice(_WORDS))
 
 
-def _build_tokenizer(vocab_size: int, seed: int):  # -> transformers.PreTrainedTokenizerFast
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.normalizer = normalizers.NFC()
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(QWEN2_SPLIT), behavior="isolated", invert=False),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
-    tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(_corpus(3000, seed), trainer=trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=SPECIALS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
-    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                   unk_token=None, bos_token=None, chat_template=CHAT_TEMPLATE,
-                                   model_max_length=4096)
-
-
 def is_smoke_model(folder: str | Path) -> bool:
     """True when `folder` holds a complete smoke model built by the current recipe version."""
     cfg = Path(folder) / "config.json"
@@ -113,35 +100,19 @@ def build_smoke_model(out_dir: str | Path, *, seed: int = 0, hidden: int = 64, l
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} exists and is not a smoke model folder; choose an empty or new directory")
 
-    import torch
-    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
-
-    tokenizer = _build_tokenizer(1024, seed)
-    eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
-    pad = tokenizer.convert_tokens_to_ids("<|endoftext|>")
-    cfg = Qwen2Config(vocab_size=-(-len(tokenizer) // 64) * 64, hidden_size=hidden, intermediate_size=2 * hidden,
-                      num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
-                      head_dim=hidden // heads, max_position_embeddings=4096, tie_word_embeddings=True,
-                      bos_token_id=pad, eos_token_id=eos, pad_token_id=pad, torch_dtype="float32")
-    # Build under a fixed seed without disturbing the caller's global RNG state.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = Qwen2ForCausalLM(cfg)
-    model.generation_config = GenerationConfig(eos_token_id=[eos, pad], pad_token_id=pad, bos_token_id=pad,
-                                               do_sample=False)
+    tokenizer = hf_backend.train_byte_level_bpe(
+        _corpus(3000, seed), vocab_size=1024, special_tokens=SPECIALS, split_regex=QWEN2_SPLIT,
+        eos_token="<|im_end|>", pad_token="<|endoftext|>", chat_template=CHAT_TEMPLATE, model_max_length=4096)
+    # larger than the tokenizer, as in real Qwen2 (see the module docstring)
+    vocab_size = -(-len(tokenizer) // 64) * 64
+    model = hf_backend.random_qwen2(tokenizer, vocab_size=vocab_size, hidden=hidden, layers=layers, heads=heads,
+                                    kv_heads=kv_heads, max_positions=4096, seed=seed)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; the model folder is meant to be shared (e.g. by a server user)
     try:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        # transformers 5 writes "TokenizersBackend", unknown to 4.x; this class name loads on both.
-        tc = tmp / "tokenizer_config.json"
-        tdata = json.loads(tc.read_text())
-        tdata["tokenizer_class"] = "PreTrainedTokenizerFast"
-        tdata["chat_template"] = CHAT_TEMPLATE
-        tc.write_text(json.dumps(tdata, indent=2))
+        hf_backend.save_model_folder(model, tokenizer, tmp)
         cpath = tmp / "config.json"
         cdata = json.loads(cpath.read_text())
         cdata[SMOKE_MARKER] = True

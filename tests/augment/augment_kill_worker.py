@@ -8,11 +8,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from testkit.fakes import valid_text
+from testkit.fakes import FakeBackend, valid_text
 
 from llmrec_local.augment import AugmentConfig, augment
 from llmrec_local.augment.prompts import TEMPLATE_VERSIONS
-from llmrec_local.llm.base import FakeBackend, GenRequest, GenResult
+from llmrec_local.llm.base import GenRequest, GenResult
 
 CONFIG = AugmentConfig(model="fake", jobs=("attributes",), batch_size=3)
 

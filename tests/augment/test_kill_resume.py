@@ -12,11 +12,10 @@ from pathlib import Path
 
 import polars as pl
 from augment_kill_worker import CONFIG
-from testkit.fakes import valid_text
+from testkit.fakes import FakeBackend, valid_text
 
 from llmrec_local.augment import augment
 from llmrec_local.augment.prompts import TEMPLATE_VERSIONS
-from llmrec_local.llm.base import FakeBackend
 
 WORKER = Path(__file__).with_name("augment_kill_worker.py")
 

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from testkit.fakes import job_of, valid_answer, valid_text
+from testkit.fakes import FakeBackend, job_of, valid_answer, valid_text
 
 from llmrec_local.artifacts.base import read_manifest
 from llmrec_local.artifacts.dataset import Dataset
 from llmrec_local.augment import AugmentConfig, augment, merge
 from llmrec_local.augment.stage import make_backend
 from llmrec_local.errors import AugmentError, ConfigError, DataError, ModelNotFoundError
-from llmrec_local.llm.base import FakeBackend, GenRequest
+from llmrec_local.llm.base import GenRequest
 
 CONFIG = AugmentConfig(model="fake", k=5, batch_size=8, history_max_items=5)
 

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from testkit.fakes import FakeBackend
 
 from llmrec_local.data.synthetic import generate_synthetic
 from llmrec_local.errors import ArtifactError, ConfigError
-from llmrec_local.llm.base import FakeBackend, GenRequest
+from llmrec_local.llm.base import GenRequest
 from llmrec_local.run.config import load_recipe, parse_recipe
 from llmrec_local.run.stage import run_pipeline, select_stages
 

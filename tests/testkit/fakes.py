@@ -1,15 +1,17 @@
-"""Scripted FakeBackend answers and a stand-in training run for the augmentation tests (unit tests of logic only)."""
+"""A scripted LLM backend (`FakeBackend`), its valid answers, and a stand-in training run, for unit tests of the
+logic above the LLM backends (augmentation jobs, the pipeline runner)."""
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from llmrec_local.llm.base import GenRequest
+from llmrec_local.llm.base import GenRequest, GenResult, UsageStats
 
 
 def job_of(req: GenRequest) -> str:
@@ -44,3 +46,35 @@ def write_run(run_dir: Path, n_users: int, n_items: int, dim: int = 8, seed: int
     save_file({"user": rng.normal(size=(n_users, dim)).astype(np.float32),
                "item": rng.normal(size=(n_items, dim)).astype(np.float32)}, str(run_dir / "embeddings.safetensors"))
     return run_dir
+
+
+class FakeBackend:
+    """Scripted backend for unit tests of the logic above the backends (benchmarks and the demo run real ones).
+
+    `respond(request) -> str | dict` gives each answer (a dict is JSON-encoded); it may raise to simulate a backend
+    error for that request. Every request seen is appended to `calls`, so tests can count repeated requests.
+    """
+
+    def __init__(self, respond: Callable[[GenRequest], str | dict[str, Any]], model_id: str = "fake") -> None:
+        self.respond = respond
+        self.model_id = model_id
+        self.usage = UsageStats()
+        self.calls: list[GenRequest] = []
+
+    def generate(self, requests: Sequence[GenRequest]) -> list[GenResult]:
+        out = []
+        for req in requests:
+            self.calls.append(req)
+            try:
+                answer = self.respond(req)
+                text = answer if isinstance(answer, str) else json.dumps(answer)
+                out.append(GenResult(req.key, text, prompt_tokens=1, completion_tokens=1))
+            except Exception as exc:  # noqa: BLE001 - a scripted failure becomes a per-request error, as in real backends
+                out.append(GenResult(req.key, "", finish_reason="error", error=str(exc)))
+        self.usage.requests += len(requests)
+        self.usage.prompt_tokens += len(requests)
+        self.usage.completion_tokens += len(requests)
+        return out
+
+    def close(self) -> None:
+        pass
