@@ -45,12 +45,6 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def tree_hash(paths: list[Path], length: int = 16) -> str:
-    """Hash of several files' names and contents (order-independent), e.g. a raw dataset folder."""
-    items = sorted((p.name, file_sha256(p)) for p in paths)
-    return stable_hash(items, length)
-
-
 #: environment variable naming the project's cache folder (also used by the request cache)
 CACHE_DIR_ENV = "LLMREC_CACHE_DIR"
 #: file (inside the cache folder) that remembers file digests by (size, mtime_ns, inode)

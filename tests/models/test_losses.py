@@ -4,7 +4,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from llmrec_local.models.losses import bpr_loss, inverse_reg_original, prune_keep_index, pruned_bpr_loss, sce_loss
+from llmrec_local.models.losses import (
+    bpr_loss,
+    bpr_scores,
+    inverse_reg_original,
+    prune_keep_index,
+    pruned_score_loss,
+    pruned_score_loss_split,
+    sce_loss,
+)
 
 
 def triples(margins):
@@ -27,9 +35,10 @@ def test_pruned_bpr_value_matches_hand_computation():
     u, p, n = triples([2.0, -1.0, 0.5, -3.0])  # losses: -logsig(margin)
     s = F.logsigmoid(torch.tensor([2.0, -1.0, 0.5, -3.0]))
     # keep int(0.5 * 4) = 2: hardest = margins -3 and -1; easiest = 2 and 0.5
-    assert pruned_bpr_loss(u, p, n, 0.5, "hardest").item() == pytest.approx(-(s[1] + s[3]).item() / 2, rel=1e-6)
-    assert pruned_bpr_loss(u, p, n, 0.5, "easiest").item() == pytest.approx(-(s[0] + s[2]).item() / 2, rel=1e-6)
-    assert pruned_bpr_loss(u, p, n, 0.0, "hardest").item() == pytest.approx(bpr_loss(u, p, n).item())
+    scores = bpr_scores(u, p, n)
+    assert pruned_score_loss(scores, 0.5, "hardest").item() == pytest.approx(-(s[1] + s[3]).item() / 2, rel=1e-6)
+    assert pruned_score_loss(scores, 0.5, "easiest").item() == pytest.approx(-(s[0] + s[2]).item() / 2, rel=1e-6)
+    assert pruned_score_loss(scores, 0.0, "hardest").item() == pytest.approx(bpr_loss(u, p, n).item())
 
 
 def test_prune_rejects_bad_arguments():
@@ -55,21 +64,18 @@ def test_inverse_reg_is_the_original_formula():
 
 
 def test_split_pruning_keeps_every_observed_triple():
-    from llmrec_local.models.losses import pruned_bpr_loss_split
-
     margins = [-3.0, -2.0, 4.0, -5.0, 1.0, 2.0]  # 2 observed, then 4 extra triples
     u, p, n = triples(margins)
     s = F.logsigmoid(torch.tensor(margins))
     # extra losses: margins -5 (largest), 1, 2, 4 (smallest); drop 0.5 -> keep 2 easiest extra: margins 4 and 2
     expected = -(s[0] + s[1] + s[2] + s[5]) / 4
-    got = pruned_bpr_loss_split(u, p, n, 2, 0.5, "easiest")
+    got = pruned_score_loss_split(bpr_scores(u, p, n), 2, 0.5, "easiest")
     assert got.item() == pytest.approx(expected.item(), rel=1e-6)
-    assert pruned_bpr_loss_split(u, p, n, 6, 0.5, "easiest").item() == pytest.approx(bpr_loss(u, p, n).item())
+    assert pruned_score_loss_split(bpr_scores(u, p, n), 6, 0.5, "easiest").item() == pytest.approx(
+        bpr_loss(u, p, n).item())
 
 
 def test_score_loss_prunes_each_column_on_its_own():
-    from llmrec_local.models.losses import pruned_bpr_loss_split, pruned_score_loss, pruned_score_loss_split
-
     g = torch.Generator().manual_seed(0)
     u, p, n = (torch.randn(50, 3, 4, generator=g) for _ in range(3))
     s = F.logsigmoid((u * p).sum(-1) - (u * n).sum(-1))  # (50, 3): three independent terms
@@ -77,8 +83,9 @@ def test_score_loss_prunes_each_column_on_its_own():
         got = pruned_score_loss(s, 0.71, keep)
         assert got.shape == (3,)
         for t in range(3):
-            assert got[t].item() == pytest.approx(pruned_bpr_loss(u[:, t], p[:, t], n[:, t], 0.71, keep).item())
+            column = bpr_scores(u[:, t], p[:, t], n[:, t])
+            assert got[t].item() == pytest.approx(pruned_score_loss(column, 0.71, keep).item())
         split = pruned_score_loss_split(s, 30, 0.5, keep)
         for t in range(3):
-            expected = pruned_bpr_loss_split(u[:, t], p[:, t], n[:, t], 30, 0.5, keep)
+            expected = pruned_score_loss_split(bpr_scores(u[:, t], p[:, t], n[:, t]), 30, 0.5, keep)
             assert split[t].item() == pytest.approx(expected.item())
