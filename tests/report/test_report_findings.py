@@ -1,0 +1,68 @@
+"""The report's words: the headline finding in each case and the warning about smoke or fake inputs."""
+
+from __future__ import annotations
+
+from report_study import REAL, SMOKE, make_study
+
+from llmrec_local.report.findings import headline, synthetic_inputs
+from llmrec_local.report.stage import render_html, render_markdown
+
+
+def test_headline_significant_gain() -> None:
+    found = headline(make_study(gain=0.03, p_value=0.004))
+    assert found is not None and found.best == "llmrec" and found.verdict == "significant gain"
+    assert found.text == ("llmrec is best on recall@20 (0.3400 ± 0.0100 over 3 seeds): +0.0300 (+9.7%) over the "
+                          "baseline lightgcn, a significant gain (p = 0.004; paired t over users, n = 608, 3 seeds).")
+
+
+def test_headline_no_significant_difference() -> None:
+    found = headline(make_study(gain=0.002, p_value=0.31))
+    assert found is not None and found.verdict == "no significant difference"
+    assert "+0.0020" in found.text and "no significant difference (p = 0.31;" in found.text
+
+
+def test_headline_single_seed_is_not_tested() -> None:
+    found = headline(make_study(seeds=(0,), p_value=1e-9))
+    assert found is not None and found.verdict == "single seed: no significance test"
+    assert found.text.endswith("over the baseline lightgcn; single seed: no significance test.")
+    assert "p =" not in found.text
+
+
+def test_headline_when_the_baseline_wins() -> None:
+    found = headline(make_study(gain=-0.05, p_value=1e-6))
+    assert found is not None and found.best == "lightgcn" and found.verdict == "baseline best (significant gap)"
+    assert found.text.startswith("No system beats the baseline lightgcn on recall@20")
+    assert "the closest, llmrec, differs by -0.0500" in found.text
+
+
+def test_headline_without_comparisons_or_runs() -> None:
+    found = headline(make_study(p_value=None))
+    assert found is not None and found.verdict == "no paired test available"
+    assert headline({"runs": []}) is None
+
+
+def test_banner_for_the_smoke_model() -> None:
+    for results in (make_study(model=SMOKE, recipe_model="smoke"), make_study(recipe_model="smoke@844e81c822a6")):
+        reasons = synthetic_inputs(results)
+        assert len(reasons) == 1 and "tiny RANDOM model" in reasons[0]
+        for page in (render_markdown(results), render_html(results)):
+            assert "tiny RANDOM model" in page and "code-path check, not a quality claim" in page
+            assert "LLMRec numbers" in page
+
+
+def test_banner_for_a_fake_backend_the_recipe_does_not_name() -> None:
+    results = make_study(model={"alias": "qwen2-7b", "backend": "vllm", "model_id": "fake"}, recipe_model="qwen2-7b")
+    assert synthetic_inputs(results) == ["augment jobs item_attributes, pairs: answered by fake (a fake backend), "
+                                         "not a real LLM."]
+    assert "id='synthetic-inputs'" in render_html(results)
+
+
+def test_no_banner_for_a_real_model() -> None:
+    results = make_study(model=REAL, recipe_model="qwen2-7b")
+    assert synthetic_inputs(results) == []
+    assert "synthetic-inputs" not in render_html(results) and "WARNING" not in render_markdown(results)
+
+
+def test_markdown_opens_with_banner_then_headline() -> None:
+    md = render_markdown(make_study(model=SMOKE, recipe_model="smoke"))
+    assert md.index("WARNING") < md.index("**Finding:** llmrec is best") < md.index("## Dataset")
