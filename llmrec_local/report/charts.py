@@ -48,9 +48,9 @@ def _ticks(n: int = 6, integer: bool = False) -> MaxNLocator:
 def _svg(name: str, label: str, draw: Callable[[Figure], None], size: tuple[float, float]) -> str:
     """Draw a figure of `size` inches with `draw` and return it as an inline ``<svg>`` element.
 
-    `name` salts matplotlib's element ids, so ids are reproducible and distinct between the page's figures;
-    the XML prologue and the RDF metadata (which names external URLs) are dropped; the fixed size becomes a
-    max-width, so the chart shrinks with the page but never grows blurry-large.
+    `name` salts matplotlib's hashed ids (reproducible output) and prefixes every id, so that the page's figures
+    never share one; the XML prologue and the RDF metadata (which names external URLs) are dropped; the fixed
+    size becomes a max-width, so the chart shrinks with the page but never grows blurry-large.
     """
     with mpl.rc_context({**_STYLE, "svg.hashsalt": name}):
         fig = Figure(figsize=size, layout="constrained")
@@ -60,6 +60,10 @@ def _svg(name: str, label: str, draw: Callable[[Figure], None], size: tuple[floa
     svg = buf.getvalue()
     svg = svg[svg.index("<svg"):]
     svg = re.sub(r"\s*<metadata>.*?</metadata>", "", svg, count=1, flags=re.S)
+    # Every figure numbers its groups from figure_1, axes_1...: prefix ids and references to keep them unique.
+    svg = re.sub(r'\bid="([^"]+)"', rf'id="{name}-\1"', svg)
+    svg = re.sub(r'href="#([^"]+)"', rf'href="#{name}-\1"', svg)
+    svg = re.sub(r"url\(#([^)]+)\)", rf"url(#{name}-\1)", svg)
     width = float(re.search(r'width="([\d.]+)pt"', svg).group(1))
     svg = re.sub(r'width="[\d.]+pt" height="[\d.]+pt"',
                  f'style="width:100%;max-width:{width * 4 / 3:.0f}px;height:auto" role="img" '
