@@ -31,6 +31,8 @@ BAR_METRICS = ("recall@20", "ndcg@20")
 _STAGE_COLOURS = {"prepare": "#8c564b", "candidates": "#9467bd", "augment": "#d62728", "embed": "#ff7f0e",
                   "train": "#1f77b4", "evaluate": "#2ca02c", "report": "#7f7f7f"}
 _SKIPPED = "#c7c7c7"
+#: Widest figure (inches): the page's content column is about 1100 px, wider charts would shrink their text.
+_MAX_WIDTH = 10.5
 _STYLE = {
     "svg.fonttype": "none",
     # DejaVu Sans is what matplotlib measures labels with; Verdana has close metrics where it is missing.
@@ -81,7 +83,8 @@ def _name_ticks(ax: Axes, names: Sequence[str]) -> None:
     """System or job names under bars, slanted only when they would not fit side by side."""
     ax.set_xticks(range(len(names)), names)
     # Width per bar (points) against the longest label at ~0.65 em per character of the 9 pt font.
-    slot = ax.figure.get_figwidth() * 72 * 0.8 / len(ax.figure.axes) / len(names)
+    across = ax.get_subplotspec().get_gridspec().ncols
+    slot = ax.figure.get_figwidth() * 72 * 0.8 / across / len(names)
     if max(len(n) for n in names) * 5.8 > slot:
         ax.tick_params(axis="x", labelrotation=25)
         for label in ax.get_xticklabels():
@@ -99,8 +102,12 @@ def metric_bars(runs: Sequence[Mapping[str, Any]]) -> str:
     seeds = {name: [r for r in runs if r["name"] == name] for name in names}
     n_seeds = max(len(v) for v in seeds.values())
 
+    # Side by side while both panels fit the page's width (~10.5 in); one above the other for many systems.
+    side_by_side = 1.6 + 1.3 * len(names) * len(metrics) <= _MAX_WIDTH
+    shape = (1, len(metrics)) if side_by_side else (len(metrics), 1)
+
     def draw(fig: Figure) -> None:
-        for ax, metric in zip(fig.subplots(1, len(metrics), squeeze=False)[0], metrics):
+        for ax, metric in zip(fig.subplots(*shape, squeeze=False).flat, metrics):
             rows = [row for row in summary if metric in row]
             top = 0.0
             for i, row in enumerate(rows):
@@ -121,11 +128,12 @@ def metric_bars(runs: Sequence[Mapping[str, Any]]) -> str:
             ax.grid(axis="x", visible=False)
             ax.set_title(f"Test {metric}")
             _name_ticks(ax, [row["name"] for row in rows])
-        fig.suptitle(f"Test metrics: bar = mean, whisker = ± std, dots = the {n_seeds} seed"
-                     f"{'s' if n_seeds > 1 else ''}")
+        fig.suptitle(f"Test metrics: bar = mean, whisker = ± std, dots = the {n_seeds} seeds" if n_seeds > 1
+                     else "Test metrics (a single seed: no spread)")
 
+    width = 1.6 + 1.3 * len(names) * (len(metrics) if side_by_side else 1)
     return _svg("metrics", "Test Recall@20 and NDCG@20 per system with seed spread", draw,
-                (max(6.0, 1.6 + 1.3 * len(names) * len(metrics)), 3.4))
+                (min(max(6.0, width), _MAX_WIDTH), 3.4 * shape[0]))
 
 
 def training_curves(runs: Sequence[Mapping[str, Any]]) -> str:
@@ -235,7 +243,7 @@ def llm_jobs(augment: Mapping[str, Mapping[str, Any]]) -> str:
         fig.suptitle("LLM augmentation per job")
 
     return _svg("llm", "LLM valid-output rate and output tokens per second per augment job", draw,
-                (max(8.0, 2.6 + 2.4 * len(jobs)), 3.0))
+                (min(max(8.0, 2.6 + 2.4 * len(jobs)), _MAX_WIDTH), 3.0))
 
 
 def all_charts(results: Mapping[str, Any]) -> list[tuple[str, str]]:
