@@ -82,7 +82,9 @@ def _tables(results: Mapping[str, Any]) -> list[Table]:
     summary = summarise_runs(results.get("runs") or [])
     if summary:
         cols = _metric_columns(summary)
-        rows = [[r["name"], str(len(r["seeds"]))] + [f"{_fmt(r[c][0])} ± {_fmt(r[c][1])}" for c in cols]
+        # One seed has no spread: its "± 0.0000" would read as a perfectly stable system.
+        rows = [[r["name"], str(len(r["seeds"]))]
+                + [f"{_fmt(r[c][0])} ± {_fmt(r[c][1])}" if len(r["seeds"]) > 1 else _fmt(r[c][0]) for c in cols]
                 for r in summary]
         tables.append(Table("Metrics (test split, mean ± std over seeds)", ["run", "seeds", *cols], rows))
         if any(r.get("model") for r in summary):

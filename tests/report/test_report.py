@@ -49,3 +49,4 @@ def test_partial_results_render(case: str) -> None:
     assert md.startswith("# llmrec_local report") and page.rstrip().endswith("</html>")
     if case == "one run":
         assert "lightgcn (0.3000 over 1 seed); no baseline to compare against" in md
+        assert "| lightgcn | 1 | 0.3000 | 0.1500 |" in md  # one seed: no "± 0.0000"
