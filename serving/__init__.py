@@ -1,5 +1,5 @@
 """Serving: the lab's shared OpenAI-compatible LLM server (`serving.llm_server`) and the recommendation API
-(`serving.recommend_server`)."""
+(`serving.recommend_server`, also ``python -m serving``); their settings live in `serving.config`."""
 
 import socket
 

