@@ -132,6 +132,8 @@ def _augment_stats(layout: Layout) -> dict[str, Any]:
         counts, tokens, speed = manifest.get("counts", {}), manifest.get("tokens", {}), manifest.get("throughput", {})
         usage = json.loads((path / "usage.json").read_text()) if (path / "usage.json").is_file() else {}
         stats[folder] = {
+            # Which LLM answered ({"alias", "backend", "model_id"}): the report warns when it is the smoke model.
+            "model": manifest.get("model"),
             "requests": counts.get("requests_total"), "valid": counts.get("valid"),
             "valid_rate": counts.get("valid_rate"), "retries": counts.get("failed_attempts"),
             "failures": counts.get("failed"), "prompt_tokens": tokens.get("prompt"),
