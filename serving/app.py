@@ -16,13 +16,15 @@ runs them in its thread pool and a ranking in progress does not block the event 
 
 from __future__ import annotations
 
+import html
+import json
 import logging
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from .config import ServingLimits
@@ -71,6 +73,33 @@ def _describe_validation_error(exc: RequestValidationError) -> tuple[str, list[d
     return message, errors
 
 
+def render_api_docs(spec: dict[str, Any]) -> str:
+    """A self-contained HTML page (no script, no external asset) describing every operation of an OpenAPI `spec`:
+    method, path, summary, parameters and the JSON schema of the request body, with the raw schema linked."""
+    schemas = spec.get("components", {}).get("schemas", {})
+    rows = []
+    for path, ops in spec.get("paths", {}).items():
+        for method, op in ops.items():
+            params = "".join(
+                f"<li><code>{html.escape(p['name'])}</code> ({html.escape(p.get('in', ''))}"
+                f"{', required' if p.get('required') else ''}): {html.escape(p.get('description', ''))}</li>"
+                for p in op.get("parameters", []))
+            body = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
+            ref = body.get("$ref", "").rsplit("/", 1)[-1]
+            body_html = (f"<p>JSON body <code>{html.escape(ref)}</code>:</p><pre>"
+                         f"{html.escape(json.dumps(schemas.get(ref, body), indent=2))}</pre>") if body else ""
+            rows.append(f"<section><h2><code>{method.upper()} {html.escape(path)}</code></h2>"
+                        f"<p>{html.escape(op.get('summary', ''))}</p>"
+                        f"{'<ul>' + params + '</ul>' if params else ''}{body_html}</section>")
+    info = spec.get("info", {})
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>"
+            f"{html.escape(info.get('title', 'API'))}</title><style>body{{font-family:sans-serif;max-width:60rem;"
+            "margin:2rem auto;padding:0 1rem}}pre{{background:#f4f4f4;padding:.5rem;overflow-x:auto}}</style>"
+            f"</head><body><h1>{html.escape(info.get('title', 'API'))}</h1>"
+            f"<p>{html.escape(info.get('description', ''))}. Machine-readable schema: "
+            f"<a href='/openapi.json'>/openapi.json</a>.</p>{''.join(rows)}</body></html>")
+
+
 def create_app(run_dir: str | Path, dataset_dir: str | Path | None = None, *,
                limits: ServingLimits | None = None) -> FastAPI:
     """Load the run at `run_dir` (and its dataset; see :class:`RunRecommender`) and build the API around it.
@@ -79,8 +108,11 @@ def create_app(run_dir: str | Path, dataset_dir: str | Path | None = None, *,
     ArtifactError instead of on the first request.
     """
     rec = RunRecommender(run_dir, dataset_dir, limits)
+    # FastAPI's own /docs and /redoc pages load their scripts from a CDN, so they are blank in an air-gapped lab;
+    # /docs is rendered here from the OpenAPI schema instead, as one page with no external asset.
     app = FastAPI(title="llmrec_local recommendations",
-                  description=f"top-K recommendations from run {rec.run_dir.name}", version="1")
+                  description=f"top-K recommendations from run {rec.run_dir.name}", version="1",
+                  docs_url=None, redoc_url=None)
     app.state.recommender = rec
 
     @app.exception_handler(ServingInputError)
@@ -98,6 +130,10 @@ def create_app(run_dir: str | Path, dataset_dir: str | Path | None = None, *,
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return JSONResponse(status_code=500, content={"detail": f"internal error ({type(exc).__name__}); see the "
                                                                 f"server log"})
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return HTMLResponse(render_api_docs(app.openapi()))
 
     @app.get("/health")
     def health() -> dict[str, Any]:

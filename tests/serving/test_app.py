@@ -158,3 +158,24 @@ def test_an_internal_error_costs_one_request_not_the_service(tiny_run: TinyRun,
         assert r.status_code == 500 and "RuntimeError" in r.json()["detail"]
         assert c.get("/health").status_code == 200
         assert c.post("/recommendations/fold-in", json={"items": ["i0000"], "k": 3}).status_code == 200
+
+
+def test_docs_page_is_self_contained_and_lists_every_operation(tiny_run: TinyRun) -> None:
+    """/docs must work in an air-gapped lab: no script and no asset from another host (FastAPI's default Swagger UI
+    loads from a CDN and stays blank offline)."""
+    import re
+
+    from fastapi.testclient import TestClient
+
+    from serving.app import create_app
+
+    with TestClient(create_app(tiny_run.run)) as c:
+        page = c.get("/docs")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        html = page.text
+        assert "<script" not in html and not re.search(r"(src|href)=['\"]https?://", html)
+        for op in ("GET /health", "GET /model", "GET /users/{user_id}/recommendations",
+                   "POST /recommendations/batch", "POST /recommendations/fold-in"):
+            assert op in html
+        assert "BatchRequest" in html and "exclude_seen" in html
+        assert c.get("/redoc").status_code == 404
