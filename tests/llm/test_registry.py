@@ -84,7 +84,7 @@ def test_missing_model_lists_every_place_and_the_fix(tmp_path: Path, monkeypatch
     for place in (tmp_path / "arg" / "Mistral-7B-Instruct-v0.3", tmp_path / "env" / "Mistral-7B-Instruct-v0.3",
                   tmp_path / "home" / "models" / "Mistral-7B-Instruct-v0.3"):
         assert str(place) in msg
-    assert "huggingface-cli download mistralai/Mistral-7B-Instruct-v0.3 --local-dir" in msg
+    assert "hf download mistralai/Mistral-7B-Instruct-v0.3 --local-dir" in msg
 
 
 def test_hub_id_that_is_not_local_is_refused(tmp_path: Path) -> None:
