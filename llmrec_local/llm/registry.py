@@ -218,8 +218,8 @@ def _how_to_place(entry: ModelEntry | None, name: str, roots: list[Path]) -> str
     folder = entry.folder if entry else name.rsplit("/", 1)[-1]
     source = entry.source if entry and entry.source else (name if _HUB_ID.match(name) else "<hub id>")
     return (f"on a machine with internet access run `hf download {source} --local-dir {folder}` (older "
-            f"huggingface_hub releases: `huggingface-cli download`), copy the folder to {target / folder} on this machine, and pass --models-dir or set {MODELS_DIR_ENV}; "
-            f"or pass the folder's path directly")
+            f"huggingface_hub releases: `huggingface-cli download`), copy the folder to {target / folder} on this "
+            f"machine, and pass --models-dir or set {MODELS_DIR_ENV}; or pass the folder's path directly")
 
 
 def model_roots(models_dir: str | Path | None = None) -> list[tuple[str, Path]]:
