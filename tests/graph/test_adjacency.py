@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from llmrec_local.graph import build_graph, joint_adjacency, sample_mask, two_hop_block
+from llmrec_local.graph import build_graph, joint_adjacency, two_hop_block
 
 TRAIN = np.array([[0, 0], [0, 1], [1, 1], [2, 0], [2, 2], [2, 1], [0, 1]])  # (0, 1) duplicated
 U, I = 4, 3  # user 3 has no edge
@@ -60,10 +60,19 @@ def test_out_of_range_pairs_are_rejected():
         build_graph(np.array([[0, 5]]), 2, 3)
 
 
-def test_sample_mask_rate_and_training_flag():
-    g = torch.Generator().manual_seed(0)
-    assert not sample_mask(100, 0.5, generator=g, training=False).any()
-    m = sample_mask(20000, 0.3, generator=g)
-    assert 0.28 < m.float().mean() < 0.32
-    with pytest.raises(ValueError):
-        sample_mask(10, 1.5, generator=g)
+@pytest.mark.parametrize("norm", ["symmetric", "row"])
+def test_gradients_match_dense(norm: str) -> None:
+    """The transposed-backward sparse product equals autograd through a dense matrix, for both normalisations."""
+    rng = np.random.default_rng(0)
+    train = np.stack([rng.integers(0, 7, 40), rng.integers(0, 9, 40)], axis=1)
+    g = build_graph(train, 7, 9, norm=norm)
+    assert torch.equal(g.user_item_t.to_dense(), g.user_item.to_dense().T)
+    assert torch.equal(g.item_user_t.to_dense(), g.item_user.to_dense().T)
+    xi = torch.randn(9, 4, dtype=torch.float32, requires_grad=True)
+    xu = torch.randn(7, 4, dtype=torch.float32, requires_grad=True)
+    w1, w2 = torch.randn(7, 4), torch.randn(9, 4)
+    ((g.users_from_items(xi) * w1).sum() + (g.items_from_users(xu) * w2).sum()).backward()
+    xi_d, xu_d = xi.detach().clone().requires_grad_(), xu.detach().clone().requires_grad_()
+    ((g.user_item.to_dense() @ xi_d * w1).sum() + (g.item_user.to_dense() @ xu_d * w2).sum()).backward()
+    torch.testing.assert_close(xi.grad, xi_d.grad)
+    torch.testing.assert_close(xu.grad, xu_d.grad)

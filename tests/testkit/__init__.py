@@ -5,4 +5,5 @@
 - `llm`: the three answer schemas, a request builder and a strict validity check for the LLM backends.
 - `recommend`: a tiny trained run and the real recommendation server on 127.0.0.1.
 - `fixtures`: pytest fixtures shared across test folders (registered in tests/conftest.py).
+- `tables`: small hand-made tables for the dataset-layer tests.
 """
