@@ -22,7 +22,6 @@ Rules:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,11 +31,11 @@ import numpy as np
 
 from llmrec_local.artifacts.base import require_stage
 from llmrec_local.artifacts.dataset import Dataset
+from llmrec_local.artifacts.evaluation import eval_dir, read_metrics
+from llmrec_local.artifacts.run import embeddings_path, read_run_embeddings
 from llmrec_local.errors import ArtifactError
 
 from .config import ServingLimits
-
-EMBEDDINGS_FILE = "embeddings.safetensors"
 
 #: The fold-in rule as reported by ``GET /model`` (see the module docstring for the reasoning).
 FOLD_IN_RULE = "mean of the final item vectors of the history (duplicates once); history items excluded"
@@ -159,25 +158,14 @@ class RunRecommender:
         self._seen_items = seen[:, 1].copy()
         self._seen_indptr = np.concatenate([[0], np.cumsum(np.bincount(seen[:, 0], minlength=self.n_users))])
         # Test metrics of the standard evaluation (stage "evaluate" writes <run>/eval/), when it has been run.
-        eval_dir = self.run_dir / "eval"
-        self.metrics: dict[str, Any] | None = None
-        if (eval_dir / "metrics.json").is_file() and (eval_dir / "_COMPLETE").is_file():
-            self.metrics = json.loads((eval_dir / "metrics.json").read_text())
+        self.metrics: dict[str, Any] | None = read_metrics(eval_dir(self.run_dir, "test", "standard"))
 
     def _load_embeddings(self, dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
         """``user`` (U, d) and ``item`` (I, d) as float32 numpy arrays, checked against the dataset's sizes."""
-        from safetensors import SafetensorError
-        from safetensors.numpy import load_file
-
-        path = self.run_dir / EMBEDDINGS_FILE
-        try:
-            tensors = load_file(str(path))
-        except (OSError, SafetensorError) as exc:
-            raise ArtifactError(f"cannot read {path} ({exc}); retrain the run") from exc
-        if "user" not in tensors or "item" not in tensors:
-            raise ArtifactError(f"{path} lacks the 'user'/'item' tensors (has {sorted(tensors)}); retrain the run")
-        user = np.ascontiguousarray(tensors["user"], dtype=np.float32)
-        item = np.ascontiguousarray(tensors["item"], dtype=np.float32)
+        path = embeddings_path(self.run_dir)
+        user, item = read_run_embeddings(self.run_dir)
+        user = np.ascontiguousarray(user, dtype=np.float32)
+        item = np.ascontiguousarray(item, dtype=np.float32)
         if user.ndim != 2 or item.ndim != 2 or user.shape[1] != item.shape[1]:
             raise ArtifactError(f"{path}: user {user.shape} and item {item.shape} must be (U, d) and (I, d) with "
                                 f"the same d; retrain the run")

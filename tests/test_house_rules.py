@@ -105,7 +105,6 @@ KNOWN_BREACHES = {
     ("llmrec_local.augment.imports", "llmrec_local.candidates"),
     ("llmrec_local.augment.stage", "llmrec_local.candidates"),
     ("llmrec_local.augment.stage", "llmrec_local.train"),
-    ("llmrec_local.evaluate.stage", "llmrec_local.train"),
 }
 
 
@@ -219,3 +218,52 @@ def test_entry_point_starts_clean(module: str) -> None:
                           timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "HeavyImportError" not in done.stderr
+
+#: Artifact file name -> the module of its kind, the only one that may name it (design: one module per kind).
+ARTIFACT_FILES = {
+    **dict.fromkeys(("interactions.parquet", "split.parquet", "items.parquet", "users.parquet"),
+                    "llmrec_local.artifacts.dataset"),
+    **dict.fromkeys(("records.parquet", "failures.parquet", "responses.parquet", "usage.json"),
+                    "llmrec_local.artifacts.augmentation"),
+    **dict.fromkeys(("ids.parquet", "vectors.npy", "mask.npy"), "llmrec_local.artifacts.embeddings"),
+    **dict.fromkeys(("config.json", "model.safetensors", "embeddings.safetensors", "train_log.jsonl",
+                     "checkpoint.pt", "best_state.pt"), "llmrec_local.artifacts.run"),
+    **dict.fromkeys(("metrics.json", "per_user.parquet"), "llmrec_local.artifacts.evaluation"),
+}
+if (ROOT / "llmrec_local" / "artifacts" / "candidates.py").is_file():  # the candidates kind is moving there
+    ARTIFACT_FILES["candidates.parquet"] = "llmrec_local.artifacts.candidates"
+#: Code that handles model folders (Hugging Face, sentence-transformers, open_clip), whose ``config.json`` and
+#: ``model.safetensors`` are the model's own files, not a run's.
+MODEL_FOLDER_CODE = ("llmrec_local.llm", "llmrec_local.embed.text", "llmrec_local.embed.minilm",
+                     "llmrec_local.embed.image")
+MODEL_FOLDER_FILES = ("config.json", "model.safetensors")
+
+
+def _string_constants(tree: ast.AST) -> Iterator[str]:
+    """Every string constant of `tree` except docstrings (prose may mention a file; code may not name it)."""
+    docstrings = set()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body \
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+            docstrings.add(id(body[0].value))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            yield node.value
+
+
+def test_one_module_names_each_artifact_file() -> None:
+    """A constant equal to an artifact's file name (or ending in ``/<name>``) appears only in its kind's module
+    under ``llmrec_local/artifacts/``; every other module asks that module's writers, readers or path helpers."""
+    found = []
+    for top in PACKAGES:
+        for path in sorted((ROOT / top).rglob("*.py")):
+            module = _module_name(path)
+            for value in set(_string_constants(ast.parse(path.read_text()))):
+                for name, owner in ARTIFACT_FILES.items():
+                    if value != name and not value.endswith("/" + name):
+                        continue
+                    if module == owner or (name in MODEL_FOLDER_FILES and _within(module, MODEL_FOLDER_CODE)):
+                        continue
+                    found.append(f"{module} names {name!r} (owned by {owner})")
+    assert sorted(found) == []

@@ -30,6 +30,8 @@ from ..errors import ArtifactError
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 COMPLETE_MARKER = "_COMPLETE"
+#: Human-readable summary that several kinds (dataset, augmentation records, embeddings) write beside their data.
+SUMMARY_FILE = "summary.md"
 
 #: Libraries whose versions every manifest records (read from package metadata; nothing is imported).
 RECORDED_LIBRARIES = (
@@ -106,6 +108,38 @@ def require_stage(path: str | Path, stage: str) -> dict[str, Any]:
             f"{path} is a {manifest.get('stage')!r} artifact, expected a {stage!r} artifact; check the path"
         )
     return manifest
+
+
+def write_summary(folder: str | Path, text: str) -> None:
+    """Write the human-readable summary (markdown) of an artifact being built in `folder`."""
+    (Path(folder) / SUMMARY_FILE).write_text(text, encoding="utf-8")
+
+
+def read_summary(path: str | Path) -> str:
+    """The summary text of the artifact at `path`."""
+    return (Path(path) / SUMMARY_FILE).read_text(encoding="utf-8")
+
+
+def stamp_kind(manifest: dict[str, Any], kind: str, version: int) -> None:
+    """Record which artifact kind (``dataset``, ``run``, ...) and which version of its file layout a writer wrote.
+
+    `version` is the kind module's own ``SCHEMA_VERSION``: it changes when that kind's files or columns change
+    meaning, independently of the manifest's ``schema_version`` (the layout every artifact shares).
+    """
+    manifest["kind_schema"] = {"kind": kind, "version": version}
+
+
+def check_kind(path: str | Path, manifest: dict[str, Any], kind: str, version: int) -> None:
+    """ArtifactError when `manifest` records another version of `kind`'s layout than this code reads.
+
+    Artifacts written before kinds were stamped carry no ``kind_schema`` and are read as version 1.
+    """
+    found = manifest.get("kind_schema") or {"kind": kind, "version": 1}
+    if found.get("kind") != kind or found.get("version") != version:
+        raise ArtifactError(
+            f"artifact {path} holds {found.get('kind')!r} files of layout version {found.get('version')!r}, this code "
+            f"reads {kind!r} version {version}; rebuild it with this version (rerun its stage with --force)"
+        )
 
 
 def reusable(path: str | Path, stage: str, config_hash: str, *, force: bool = False) -> bool:

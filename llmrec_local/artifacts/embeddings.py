@@ -12,11 +12,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..errors import ArtifactError
-from .base import require_stage
+from .base import check_kind, require_stage, stamp_kind
+
+STAGE = "embed"
+KIND = "embeddings"
+SCHEMA_VERSION = 1
+IDS_FILE = "ids.parquet"
+VECTORS_FILE = "vectors.npy"
+MASK_FILE = "mask.npy"
 
 
 @dataclass(frozen=True)
@@ -29,6 +37,27 @@ class EmbeddingTable:
     mask: np.ndarray  # bool (n_entities,), False where no input existed (vector is zero)
 
 
+def write_embedding(folder: str | Path, manifest: dict[str, Any], entity: str, ids: np.ndarray,
+                    vectors: np.ndarray, mask: np.ndarray | None = None) -> None:
+    """Write an embedding's files into `folder` (an ArtifactWriter's staging folder).
+
+    Args:
+        manifest: the ArtifactWriter's manifest (stamped with this kind's layout version; the caller adds source,
+            entity, dim, model).
+        entity: "item" or "user", the name of the ids column.
+        ids: (n,) contiguous indices of the rows; vectors: (n, dim), stored as float32.
+        mask: optional (n,) bool, False where the row had no input; without it every row counts as present.
+    """
+    import polars as pl
+
+    folder = Path(folder)
+    pl.DataFrame({entity: np.asarray(ids, dtype=np.int64)}, schema={entity: pl.Int64}).write_parquet(folder / IDS_FILE)
+    np.save(folder / VECTORS_FILE, np.ascontiguousarray(vectors, dtype=np.float32))
+    if mask is not None:
+        np.save(folder / MASK_FILE, np.asarray(mask, dtype=bool))
+    stamp_kind(manifest, KIND, SCHEMA_VERSION)
+
+
 def load_embedding(path: str | Path, n_entities: int, entity: str | None = None) -> EmbeddingTable:
     """Load an embedding artifact and scatter it into an (n_entities, dim) array ordered by contiguous index.
 
@@ -38,12 +67,13 @@ def load_embedding(path: str | Path, n_entities: int, entity: str | None = None)
     import polars as pl
 
     path = Path(path)
-    manifest = require_stage(path, "embed")
+    manifest = require_stage(path, STAGE)
+    check_kind(path, manifest, KIND, SCHEMA_VERSION)
     ent = manifest.get("entity")
     if entity is not None and ent != entity:
         raise ArtifactError(f"{path} holds {ent} embeddings, expected {entity} embeddings; check the path")
-    ids = pl.read_parquet(path / "ids.parquet")[ent].to_numpy().astype(np.int64)
-    vectors = np.load(path / "vectors.npy", mmap_mode="r")
+    ids = pl.read_parquet(path / IDS_FILE)[ent].to_numpy().astype(np.int64)
+    vectors = np.load(path / VECTORS_FILE, mmap_mode="r")
     if len(ids) != len(vectors):
         raise ArtifactError(f"{path}: {len(ids)} ids but {len(vectors)} vectors; the artifact is corrupt, rebuild it")
     if len(ids) and (ids.min() < 0 or ids.max() >= n_entities):
@@ -57,6 +87,6 @@ def load_embedding(path: str | Path, n_entities: int, entity: str | None = None)
     out = np.zeros((n_entities, vectors.shape[1]), dtype=np.float32)
     out[ids] = vectors
     mask = np.zeros(n_entities, dtype=bool)
-    row_mask = np.load(path / "mask.npy") if (path / "mask.npy").exists() else np.ones(len(ids), dtype=bool)
+    row_mask = np.load(path / MASK_FILE) if (path / MASK_FILE).exists() else np.ones(len(ids), dtype=bool)
     mask[ids] = row_mask
     return EmbeddingTable(entity=ent, source=manifest.get("source", path.name), vectors=out, mask=mask)

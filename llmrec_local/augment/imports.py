@@ -25,7 +25,6 @@ plain containers; nothing executable).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,17 +32,19 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from ..artifacts.base import ArtifactWriter, reusable
+from ..artifacts.augmentation import STAGE as AUGMENT_STAGE
+from ..artifacts.augmentation import failure_schema, write_failures, write_records, write_usage
+from ..artifacts.base import ArtifactWriter, reusable, write_summary
+from ..artifacts.embeddings import STAGE as EMBED_STAGE
+from ..artifacts.embeddings import write_embedding
 from ..candidates.stage import read_table
 from ..errors import DataError
 from ..hashing import file_sha256, stable_hash
 from .canonical import canonical_field, canonical_name
 from .jobs import DatasetLike
 from .parse import profile_text
-from .runner import STAGE as AUGMENT_STAGE
 from .schemas import AGE_BUCKETS, GENDERS, UNKNOWN
 
-EMBED_STAGE = "embed"
 PICKLE_NAMES = {
     "pairs": "augmented_sample_dict", "attributes": "augmented_attribute_dict",
     "profiles": "augmented_user_profiling_dict", "user_embedding": "augmented_user_init_embedding",
@@ -62,21 +63,10 @@ def _load_pickle(path: Path) -> Any:
     return safe_load(path)
 
 
-def _vocab_map(dataset: DatasetLike, entity: str) -> dict[str, int]:
-    frame = dataset.users() if entity == "user" else dataset.items()
-    return dict(zip(frame[f"{entity}_id"].to_list(), frame[entity].to_list()))
-
-
-def _index(values: Sequence[Any], vocab: dict[str, int], entity: str, source: Path) -> list[int]:
-    """External ids (LLMRec's integer keys or strings) -> this dataset's indices; DataError on the first miss."""
-    out = []
-    for v in values:
-        idx = vocab.get(str(v))
-        if idx is None:
-            raise DataError(f"{source}: {entity} id {v!r} is not in the dataset's vocabulary ({len(vocab)} "
-                            f"{entity}s); the file belongs to another dataset or another preparation of it")
-        out.append(idx)
-    return out
+def _index(values: Sequence[Any], dataset: DatasetLike, entity: str, source: Path) -> list[int]:
+    """External ids (LLMRec's integer keys or strings) -> this dataset's indices, through its id vocabulary;
+    DataError naming the first unknown id and `source`."""
+    return dataset.vocabulary(entity).index(values, where=str(source)).tolist()
 
 
 def _entity_column(frame: pl.DataFrame, entity: str, dataset: DatasetLike, source: Path,
@@ -94,8 +84,7 @@ def _entity_column(frame: pl.DataFrame, entity: str, dataset: DatasetLike, sourc
     if id_col not in frame.columns:
         raise DataError(f"{source}: needs a column {entity!r} (index) or {id_col!r} (external id); columns are "
                         f"{frame.columns}")
-    vocab = _vocab_map(dataset, entity)
-    return frame.with_columns(pl.Series(entity, _index(frame[id_col].to_list(), vocab, entity, source),
+    return frame.with_columns(pl.Series(entity, _index(frame[id_col].to_list(), dataset, entity, source),
                                         dtype=pl.Int64)).drop(id_col)
 
 
@@ -109,13 +98,10 @@ def _write(out: Path, artifact: str, job: str, entity: str, records: pl.DataFram
     if dup.height:
         raise DataError(f"{source}: {entity} {dup[entity][0]} has more than one row; keep one per {entity}")
     with ArtifactWriter(target, stage=AUGMENT_STAGE, config_hash=chash) as w:
-        records.sort(entity).write_parquet(w.dir / "records.parquet")
-        pl.DataFrame(schema={"key": pl.String, "entity": pl.Int64, "attempt": pl.Int32, "reason": pl.String,
-                             "detail": pl.String, "raw": pl.String, "cache_key": pl.String}) \
-            .write_parquet(w.dir / "failures.parquet")
-        (w.dir / "usage.json").write_text(json.dumps({"requests_sent": 0, "imported_from": str(source)}) + "\n")
-        (w.dir / "summary.md").write_text(f"# Imported `{job}` ({artifact})\n\n- source: `{source}`\n"
-                                          f"- records: {records.height}\n")
+        write_records(w.dir, w.manifest, records.sort(entity))
+        write_failures(w.dir, pl.DataFrame(schema=failure_schema()))
+        write_usage(w.dir, {"requests_sent": 0, "imported_from": str(source)}, indent=None)
+        write_summary(w.dir, f"# Imported `{job}` ({artifact})\n\n- source: `{source}`\n- records: {records.height}\n")
         w.manifest.update({"job": job, "artifact": artifact, "entity": entity, "imported": True,
                            "model": {"alias": "external", "model_id": "external", "backend": "import"},
                            "inputs": {"source": str(source), "sha256": file_sha256(source)},
@@ -131,8 +117,7 @@ def import_pairs(source: str | Path, dataset: DatasetLike, out: str | Path, *, f
         frame = _entity_column(frame, "user", dataset, source)
         for col in ("pos_item", "neg_item"):
             if col not in frame.columns and f"{col}_id" in frame.columns:
-                vocab = _vocab_map(dataset, "item")
-                frame = frame.with_columns(pl.Series(col, _index(frame[f"{col}_id"].to_list(), vocab, "item",
+                frame = frame.with_columns(pl.Series(col, _index(frame[f"{col}_id"].to_list(), dataset, "item",
                                                                  source), dtype=pl.Int64))
             if col not in frame.columns:
                 raise DataError(f"{source}: needs column {col!r} or {col + '_id'!r}; columns are {frame.columns}")
@@ -142,16 +127,15 @@ def import_pairs(source: str | Path, dataset: DatasetLike, out: str | Path, *, f
         if not isinstance(data, Mapping):
             raise DataError(f"{source}: expected LLMRec's augmented_sample_dict {{uid: {{0: pos, 1: neg}}}}, found "
                             f"a {type(data).__name__}")
-        uvocab, ivocab = _vocab_map(dataset, "user"), _vocab_map(dataset, "item")
         keys = list(data)
         try:
             pairs = [(data[k][0], data[k][1]) for k in keys]
         except (KeyError, TypeError, IndexError) as exc:
             raise DataError(f"{source}: an entry is not {{0: pos, 1: neg}} ({exc!r}); not an augmented_sample_dict") \
                 from exc
-        users = _index(keys, uvocab, "user", source)
-        pos = _index([p for p, _ in pairs], ivocab, "item", source)
-        neg = _index([n for _, n in pairs], ivocab, "item", source)
+        users = _index(keys, dataset, "user", source)
+        pos = _index([p for p, _ in pairs], dataset, "item", source)
+        neg = _index([n for _, n in pairs], dataset, "item", source)
     n = dataset.n_items
     bad = [i for i in (*pos, *neg) if not 0 <= int(i) < n]
     if bad:
@@ -184,7 +168,7 @@ def import_attributes(source: str | Path, dataset: DatasetLike, out: str | Path,
             raise DataError(f"{source}: expected LLMRec's augmented_attribute_dict {{iid: {{0: director, 1: "
                             f"country, 2: language}}}}, found a {type(data).__name__}")
         keys = list(data)
-        items = _index(keys, _vocab_map(dataset, "item"), "item", source)
+        items = _index(keys, dataset, "item", source)
         values = {f: [None if data[k].get(j) is None else str(data[k].get(j)) for k in keys]
                   for j, f in enumerate(fields)}
     titles = dict(zip(dataset.items()["item"].to_list(), dataset.items()["title"].to_list())) \
@@ -236,7 +220,7 @@ def import_profiles(source: str | Path, dataset: DatasetLike, out: str | Path, *
         if not isinstance(data, Mapping) or not all(isinstance(v, str) for v in data.values()):
             raise DataError(f"{source}: expected LLMRec's augmented_user_profiling_dict {{uid: profile string}}")
         keys = list(data)
-        for user, key in zip(_index(keys, _vocab_map(dataset, "user"), "user", source), keys):
+        for user, key in zip(_index(keys, dataset, "user", source), keys):
             rows.append({"user": user, "age": UNKNOWN, "gender": UNKNOWN, "liked_genres": [],
                          "disliked_genres": [], "liked_directors": [], "country": UNKNOWN, "language": UNKNOWN,
                          "profile_text": data[key]})
@@ -256,8 +240,8 @@ def _write_embedding(target: Path, ids: list[int], vectors: np.ndarray, *, entit
         return target
     order = np.argsort(ids, kind="stable")
     with ArtifactWriter(target, stage=EMBED_STAGE, config_hash=chash) as w:
-        pl.DataFrame({entity: np.asarray(ids, dtype=np.int64)[order]}).write_parquet(w.dir / "ids.parquet")
-        np.save(w.dir / "vectors.npy", np.ascontiguousarray(vectors[order], dtype=np.float32))
+        # No mask: every imported row has a vector.
+        write_embedding(w.dir, w.manifest, entity, np.asarray(ids, dtype=np.int64)[order], vectors[order])
         w.manifest.update({"source": source_name, "entity": entity, "dim": int(vectors.shape[1]),
                            "model": "text-embedding-ada-002 (LLMRec release, imported)",
                            "inputs": {"file": str(source), "sha256": file_sha256(source)},
@@ -287,7 +271,7 @@ def import_llmrec_embeddings(folder: str | Path, dataset: DatasetLike, out: str 
         if not isinstance(data, Mapping):
             raise DataError(f"{user_file}: expected {{uid: vector}}, found a {type(data).__name__}")
         keys = list(data)
-        ids = _index(keys, _vocab_map(dataset, "user"), "user", user_file)
+        ids = _index(keys, dataset, "user", user_file)
         written["user_profiles"] = _write_embedding(
             out / "embed" / "user_profiles", ids, _stack([data[k] for k in keys], user_file, "user"),
             entity="user", source_name="user_profiles", source=user_file, force=force)
@@ -296,10 +280,9 @@ def import_llmrec_embeddings(folder: str | Path, dataset: DatasetLike, out: str 
         data = _load_pickle(attr_file)
         if not isinstance(data, Mapping) or not all(isinstance(v, Mapping) for v in data.values()):
             raise DataError(f"{attr_file}: expected {{field: {{iid: vector}}}}")
-        vocab = _vocab_map(dataset, "item")
         for field in data:
             keys = list(data[field])
-            ids = _index(keys, vocab, "item", attr_file)
+            ids = _index(keys, dataset, "item", attr_file)
             name = f"item_attributes:{field}"
             written[name] = _write_embedding(
                 out / "embed" / "item_attributes" / str(field), ids,

@@ -8,9 +8,9 @@ identically for every job:
 2. parse and domain-check every answer; a failure becomes a failure record (reason, raw text) and, while attempts
    remain, the task gets a new request with a derived seed and a higher temperature (a new cache entry);
 3. if the fraction of tasks left without a valid record exceeds ``max_failure_rate``, raise AugmentError (the
-   staging folder with ``failures.parquet`` is kept for inspection, and the cache makes the rerun cheap);
-4. write ``records.parquet``, ``failures.parquet``, ``responses.parquet`` (raw answers used), ``usage.json``,
-   ``summary.md`` and the manifest through ``ArtifactWriter(resume=True)``.
+   staging folder with the failures file is kept for inspection, and the cache makes the rerun cheap);
+4. write the records, failures, raw answers used, usage and summary (layout: `llmrec_local.artifacts.augmentation`)
+   and the manifest through ``ArtifactWriter(resume=True)``.
 
 Requests, seeds and temperatures are pure functions of (config, task, attempt), so a job killed at any instant and
 rerun rebuilds the same requests, finds every finished one in the cache (no repeated LLM call) and writes the same
@@ -31,7 +31,16 @@ from typing import Any, Protocol
 import polars as pl
 from tqdm import tqdm
 
-from ..artifacts.base import ArtifactWriter, reusable
+from ..artifacts.augmentation import (
+    STAGE,
+    failure_schema,
+    failures_path,
+    response_schema,
+    write_failures,
+    write_records,
+    write_usage,
+)
+from ..artifacts.base import ArtifactWriter, reusable, write_summary
 from ..errors import AugmentError
 from ..hashing import stable_hash
 from ..llm.base import GenRequest, GenResult, LLMBackend, Sampling, UsageStats
@@ -43,7 +52,6 @@ from .prompts import Messages
 
 log = logging.getLogger(__name__)
 
-STAGE = "augment"
 MAX_RETRY_TEMPERATURE = 1.5
 
 
@@ -223,11 +231,6 @@ def _run_attempts(job: Job, tasks: list[Task], backend: LLMBackend, cache: Reque
     return out
 
 
-_FAILURE_SCHEMA = {"key": pl.String, "entity": pl.Int64, "attempt": pl.Int32, "reason": pl.String,
-                   "detail": pl.String, "raw": pl.String, "cache_key": pl.String}
-_RESPONSE_SCHEMA = {"cache_key": pl.String, "key": pl.String, "attempt": pl.Int32, "text": pl.String,
-                    "finish_reason": pl.String, "prompt_tokens": pl.Int64, "completion_tokens": pl.Int64}
-
 #: USD per 1K tokens the paper's cost figures imply (OpenAI list prices in mid-2023, §4.1.1 / Table 7):
 #: gpt-3.5-turbo-0613 (4K context) for pairs and attributes, gpt-3.5-turbo-16k for profiles.
 PAPER_PRICES = {
@@ -313,8 +316,8 @@ def run_job(job: Job, backend: LLMBackend, config: AugmentConfig, path: Path, ca
         outcome = _run_attempts(job, tasks, backend, cache, config, progress)
         skip_rows = [{"key": s.key, "entity": s.entity, "attempt": -1, "reason": str(s.reason),
                       "detail": s.detail, "raw": "", "cache_key": None} for s in skipped_here]
-        failures = pl.DataFrame(skip_rows + outcome.failures, schema=_FAILURE_SCHEMA).sort(["entity", "attempt"])
-        failures.write_parquet(w.dir / "failures.parquet")
+        failures = pl.DataFrame(skip_rows + outcome.failures, schema=failure_schema()).sort(["entity", "attempt"])
+        write_failures(w.dir, failures)
         n_failed = len(tasks) - len(outcome.records)
         rate = n_failed / len(tasks)
         if rate > config.max_failure_rate:
@@ -322,13 +325,12 @@ def run_job(job: Job, backend: LLMBackend, config: AugmentConfig, path: Path, ca
             raise AugmentError(
                 f"job {job.name}: {n_failed} of {len(tasks)} entities ({rate:.1%}) have no valid answer after "
                 f"{config.max_retries} retries, above max_failure_rate={config.max_failure_rate:.1%}; top reasons "
-                f"{top}. Inspect {w.dir / 'failures.parquet'}; fix the model/prompt or raise max_failure_rate or "
+                f"{top}. Inspect {failures_path(w.dir)}; fix the model/prompt or raise max_failure_rate or "
                 "max_retries, then rerun (answers already received are cached and not requested again)"
             )
         records = job.frame([outcome.records[e] for e in sorted(outcome.records)])
-        records.write_parquet(w.dir / "records.parquet")
-        responses = pl.DataFrame(list(outcome.responses.values()), schema=_RESPONSE_SCHEMA).sort("cache_key")
-        responses.write_parquet(w.dir / "responses.parquet")
+        responses = pl.DataFrame(list(outcome.responses.values()), schema=response_schema()).sort("cache_key")
+        write_records(w.dir, w.manifest, records, responses)
 
         tokens = {"prompt": int(responses["prompt_tokens"].sum()),
                   "completion": int(responses["completion_tokens"].sum())}
@@ -353,10 +355,9 @@ def run_job(job: Job, backend: LLMBackend, config: AugmentConfig, path: Path, ca
                                     if outcome.send_s > 0 else None),
             "backend_usage": backend.usage.as_dict(),
         }
-        (w.dir / "usage.json").write_text(json.dumps(usage, indent=2) + "\n")
+        write_usage(w.dir, usage)
         cost = cost_estimate(job.name, tokens["prompt"], tokens["completion"], len(tasks))
-        (w.dir / "summary.md").write_text(
-            _summary(job, backend.model_id, config, counts, tokens, cost, records, failures))
+        write_summary(w.dir, _summary(job, backend.model_id, config, counts, tokens, cost, records, failures))
         w.manifest.update({
             "job": job.name, "artifact": job.artifact, "entity": job.entity,
             "model": {"alias": config.model, "model_id": backend.model_id, "backend": config.backend},

@@ -15,17 +15,16 @@ import``; the shard flags here need nothing beyond this package.
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from pathlib import Path
 
 import polars as pl
 
-from ..artifacts.base import ArtifactWriter, read_manifest, reusable
+from ..artifacts.augmentation import STAGE, read_job_tables, read_usage, write_failures, write_records, write_usage
+from ..artifacts.base import SUMMARY_FILE, ArtifactWriter, read_manifest, reusable, write_summary
 from ..errors import ArtifactError, ConfigError
 from ..hashing import stable_hash
-from .runner import STAGE
 from .stage import ARTIFACTS
 
 _SHARD_DIR = re.compile(r"^(?P<name>[a-z_]+)\.shard-(?P<i>\d+)-of-(?P<n>\d+)$")
@@ -94,17 +93,16 @@ def merge(out: str | Path, jobs: tuple[str, ...], *, force: bool = False) -> dic
         if reusable(target, STAGE, chash, force=force):
             merged[job] = target
             continue
-        tables = {name: pl.concat([pl.read_parquet(found[i][1] / f"{name}.parquet") for i in range(n)])
-                  for name in ("records", "failures", "responses")}
+        shards = [read_job_tables(found[i][1]) for i in range(n)]
+        tables = {name: pl.concat([shard[name] for shard in shards]) for name in ("records", "failures", "responses")}
         entity = first["entity"]
         dup = tables["records"].filter(pl.col(entity).is_duplicated())
         if dup.height:
             raise ArtifactError(f"{artifact}: {entity} {dup[entity][0]} appears in two shards; shards must be "
                                 "disjoint (were they run with different N?)")
         with ArtifactWriter(target, stage=STAGE, config_hash=chash) as w:
-            tables["records"].sort(entity).write_parquet(w.dir / "records.parquet")
-            tables["failures"].sort(["entity", "attempt"]).write_parquet(w.dir / "failures.parquet")
-            tables["responses"].sort("cache_key").write_parquet(w.dir / "responses.parquet")
+            write_failures(w.dir, tables["failures"].sort(["entity", "attempt"]))
+            write_records(w.dir, w.manifest, tables["records"].sort(entity), tables["responses"].sort("cache_key"))
             total = Counter()
             tokens = Counter()
             for m in manifests.values():
@@ -112,17 +110,16 @@ def merge(out: str | Path, jobs: tuple[str, ...], *, force: bool = False) -> dic
                 tokens.update(m["tokens"])
             summed = dict(total)
             summed["valid_rate"] = summed["valid"] / summed["tasks"] if summed.get("tasks") else 0.0
-            usage = [json.loads((found[i][1] / "usage.json").read_text()) for i in range(n)]
-            (w.dir / "usage.json").write_text(json.dumps({"shards": usage}, indent=2) + "\n")
+            write_usage(w.dir, {"shards": [read_usage(found[i][1]) for i in range(n)]})
             reasons = Counter(tables["failures"]["reason"].to_list())
-            (w.dir / "summary.md").write_text("\n".join([
+            write_summary(w.dir, "\n".join([
                 f"# Augmentation job `{job}` ({artifact}), merged from {n} shards", "",
                 f"- model: `{first['model']['model_id']}`, template {first['template_versions']}",
                 f"- valid records: {summed.get('valid', 0)} of {summed.get('tasks', 0)} asked "
                 f"(valid rate {summed['valid_rate']:.2%})",
                 f"- requests: {summed.get('requests_total', 0)}; tokens: {dict(tokens)}",
                 "- failure reasons: " + (", ".join(f"{r} ({c})" for r, c in reasons.most_common()) or "none"),
-                "", "Per-shard summaries: " + ", ".join(f"`{found[i][1].name}/summary.md`" for i in range(n)), "",
+                "", "Per-shard summaries: " + ", ".join(f"`{found[i][1].name}/{SUMMARY_FILE}`" for i in range(n)), "",
             ]))
             w.manifest.update({k: first.get(k) for k in _SAME})
             w.manifest.update({"artifact": artifact, "counts": summed, "tokens": dict(tokens),

@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 
 from ..artifacts.base import ArtifactWriter, read_manifest, require_stage, reusable
+from ..artifacts.run import embeddings_path, read_run_embeddings
 from ..errors import ArtifactError, DataError
 from ..hashing import file_sha256, stable_hash
 
@@ -78,17 +79,9 @@ def _frame(items: np.ndarray, valid: np.ndarray) -> pl.DataFrame:
 def from_run(run_dir: str | Path, dataset: Any, k: int) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Candidates from a training run's ``embeddings.safetensors`` (train items masked). Returns the frame and an
     inputs record for the manifest."""
-    from safetensors.numpy import load_file
-
     run_dir = Path(run_dir)
-    path = run_dir / "embeddings.safetensors"
-    if not path.is_file():
-        raise ArtifactError(f"{run_dir} has no embeddings.safetensors; pass a finished training run "
-                            "(runs/<run_id>/) to --base-run, or precomputed candidates to --candidates")
-    tensors = load_file(str(path))
-    if "user" not in tensors or "item" not in tensors:
-        raise ArtifactError(f"{path} holds tensors {sorted(tensors)}, expected 'user' and 'item'")
-    user, item = tensors["user"], tensors["item"]
+    path = embeddings_path(run_dir)
+    user, item = read_run_embeddings(run_dir)
     if user.shape[0] != dataset.n_users or item.shape[0] != dataset.n_items:
         raise ArtifactError(
             f"{path}: user {user.shape} / item {item.shape} embeddings do not match the dataset's "

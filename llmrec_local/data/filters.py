@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from .schema import ITEM_ID, RATING, SPLIT, TIMESTAMP, USER_ID
+from ..artifacts.dataset import ITEM_ID, RATING, SPLIT, TIMESTAMP, USER_ID
 
 
 def has_ratings(interactions: pl.DataFrame) -> bool:

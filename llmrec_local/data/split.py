@@ -17,9 +17,9 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
+from ..artifacts.dataset import ITEM_ID, SPLIT, TIMESTAMP, USER_ID
 from ..errors import DataError
 from ..seeding import numpy_rng
-from .schema import ITEM_ID, SPLIT, TIMESTAMP, USER_ID
 
 SplitKind = Literal["random", "leave_one_out", "temporal", "given"]
 

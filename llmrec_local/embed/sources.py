@@ -28,6 +28,8 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
+from ..artifacts.augmentation import read_records, records_path
+from ..artifacts.dataset import ITEMS_FILE
 from ..errors import DataError
 
 log = logging.getLogger(__name__)
@@ -130,23 +132,12 @@ def _index(frame: pl.DataFrame, entity: str) -> np.ndarray:
 
 
 def _records(path: Path, key: str, n: int, what: str) -> pl.DataFrame:
-    """Read an augmentation ``records.parquet`` and check its `key` column against the dataset's 0..n-1."""
-    file = path / "records.parquet"
+    """An augmentation job's records, with its `key` column checked against the dataset's 0..n-1."""
+    file = records_path(path)
     if not file.is_file():
         raise DataError(f"{file} does not exist: the {what} augmentation has not been run (or --augment points "
                         f"elsewhere); run `python -m llmrec_local.augment` or drop {what} from embed.sources")
-    frame = pl.read_parquet(file)
-    if key not in frame.columns:
-        raise DataError(f"{file}: column {key!r} is missing (columns: {frame.columns})")
-    ids = frame[key]
-    if ids.null_count() or ((ids < 0) | (ids >= n)).any():
-        bad = ids.filter(ids.is_null() | (ids < 0) | (ids >= n))
-        raise DataError(f"{file}: {key} {bad[0]!r} is outside this dataset's [0, {n}); the augmentation was built "
-                        f"for another dataset artifact: rerun it on this one")
-    if ids.is_duplicated().any():
-        raise DataError(f"{file}: {key} {ids.filter(ids.is_duplicated())[0]} appears more than once; the records "
-                        f"are corrupt, rerun the augmentation job")
-    return frame
+    return read_records(path, key=key, n=n)
 
 
 def _scatter(n: int, keys: np.ndarray, values: Sequence[str | None]) -> list[str | None]:
@@ -169,12 +160,12 @@ def attribute_inputs(augment: Path, n_items: int, *, mode: Literal["per_field", 
     chosen = list(fields) or available
     missing = [f for f in chosen if f not in available]
     if missing:
-        raise DataError(f"{job / 'records.parquet'}: attribute field {missing[0]!r} is not a text column (text "
+        raise DataError(f"{records_path(job)}: attribute field {missing[0]!r} is not a text column (text "
                         f"columns: {available}); fix embed.attribute_fields")
     if not chosen:
-        raise DataError(f"{job / 'records.parquet'} has no attribute text columns (columns: {frame.columns})")
+        raise DataError(f"{records_path(job)} has no attribute text columns (columns: {frame.columns})")
     if CONCAT_FOLDER in chosen:
-        raise DataError(f"{job / 'records.parquet'}: a field may not be named {CONCAT_FOLDER!r}; rename the column")
+        raise DataError(f"{records_path(job)}: a field may not be named {CONCAT_FOLDER!r}; rename the column")
     keys = frame["item"].to_numpy().astype(np.int64)
     ids = np.arange(n_items, dtype=np.int64)
 
@@ -185,7 +176,7 @@ def attribute_inputs(augment: Path, n_items: int, *, mode: Literal["per_field", 
         return text
 
     columns = {f: [value(v) for v in frame[f].to_list()] for f in chosen}
-    details = {"records": str(job / "records.parquet"), "records_rows": frame.height,
+    details = {"records": str(records_path(job)), "records_rows": frame.height,
                "unknown_as_missing": unknown_as_missing}
     if mode == "per_field":
         return [SourceInputs(f"item_attributes:{f}", "item", "text", ids, _scatter(n_items, keys, columns[f]),
@@ -203,13 +194,13 @@ def profile_inputs(augment: Path, n_users: int) -> SourceInputs:
     job = augment / "user_profiles"
     frame = _records(job, "user", n_users, "user_profiles")
     if "profile_text" not in frame.columns:
-        raise DataError(f"{job / 'records.parquet'}: column 'profile_text' is missing (columns: {frame.columns}); "
+        raise DataError(f"{records_path(job)}: column 'profile_text' is missing (columns: {frame.columns}); "
                         f"the records must carry the rendered profile text")
     keys = frame["user"].to_numpy().astype(np.int64)
     texts = [_clean(v) for v in frame["profile_text"].to_list()]
     return SourceInputs("user_profiles", "user", "text", np.arange(n_users, dtype=np.int64),
                         _scatter(n_users, keys, texts), "user_profiles",
-                        {"records": str(job / "records.parquet"), "records_rows": frame.height})
+                        {"records": str(records_path(job)), "records_rows": frame.height})
 
 
 def image_inputs(items: pl.DataFrame, dataset_dir: Path, image_dir: Path | None = None) -> SourceInputs:
@@ -229,7 +220,7 @@ def image_inputs(items: pl.DataFrame, dataset_dir: Path, image_dir: Path | None 
         origin = {"image_dir": str(image_dir)}
     else:
         if "image_path" not in items.columns:
-            raise DataError(f"{dataset_dir / 'items.parquet'} has no image_path column; pass an image folder "
+            raise DataError(f"{dataset_dir / ITEMS_FILE} has no image_path column; pass an image folder "
                             f"(embed.image_dir / --image-dir, files named <item_id>.jpg) or drop item_image "
                             f"from embed.sources")
         paths = [None if _clean(v) is None else (dataset_dir / str(v).strip()) for v in items["image_path"].to_list()]

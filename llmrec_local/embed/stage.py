@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import polars as pl
 
-from ..artifacts.base import ArtifactWriter, read_manifest, reusable
+from ..artifacts.base import ArtifactWriter, read_manifest, reusable, write_summary
+from ..artifacts.embeddings import STAGE, write_embedding
 from ..config import to_dict
 from ..errors import ConfigError, DataError
 from ..hashing import file_sha256, stable_hash
@@ -41,7 +41,6 @@ from .text import TextEncoder
 
 log = logging.getLogger(__name__)
 
-STAGE = "embed"
 CACHE_DIR = ".cache"
 
 
@@ -276,10 +275,8 @@ def _embed_source(src: SourceInputs, encoder: TextEncoder | ImageEncoder, out: P
     if src.kind == "image":
         counts.update(missing_file=absent_files, unreadable=unreadable)
     with ArtifactWriter(path, stage=STAGE, config_hash=cfg_hash) as w:
-        pl.DataFrame({src.entity: src.ids}, schema={src.entity: pl.Int64}).write_parquet(w.dir / "ids.parquet")
-        np.save(w.dir / "vectors.npy", vectors)
-        np.save(w.dir / "mask.npy", mask)
-        (w.dir / "summary.md").write_text(_summary(src, encoder.identity, dim, counts))
+        write_embedding(w.dir, w.manifest, src.entity, src.ids, vectors, mask)
+        write_summary(w.dir, _summary(src, encoder.identity, dim, counts))
         w.manifest.update(source=src.source, entity=src.entity, dim=dim, model=encoder.identity,
                           input_hash=input_hash, counts=counts, inputs=src.details, dataset=dataset_info,
                           config=to_dict(config))

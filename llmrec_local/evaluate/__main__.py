@@ -36,8 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.verbose)
+    from ..artifacts.evaluation import read_per_user
     from .significance import paired_tests
-    from .stage import evaluate, read_per_user
+    from .stage import evaluate
 
     result = evaluate(args.run, args.data, split=args.split, protocol=args.protocol, device=args.device,
                       force=args.force)

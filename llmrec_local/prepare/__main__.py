@@ -17,10 +17,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..artifacts.base import is_complete, read_manifest
+from ..artifacts.base import is_complete, read_manifest, read_summary
 from ..cli import add_common_args, configure_logging, run_main
 from ..config import config_hash, dump_toml, from_mapping, to_dict
-from ..data.schema import SUMMARY_FILE
 from .config import PrepareConfig
 from .stage import prepare
 
@@ -97,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = prepare(config, args.out, force=args.force)
     if reused:
         print(f"{out} is already complete for this config (use --force to rebuild)")
-    print((out / SUMMARY_FILE).read_text(encoding="utf-8"), end="")
+    print(read_summary(out), end="")
     print(f"\ndataset written to {out}")
     return 0
 

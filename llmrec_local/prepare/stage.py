@@ -1,4 +1,4 @@
-"""The ``prepare`` stage: a raw source folder -> the dataset artifact (see :mod:`llmrec_local.data.schema`).
+"""The ``prepare`` stage: a raw source folder -> the dataset artifact (see :mod:`llmrec_local.artifacts.dataset`).
 
 Pipeline (identical for every source format):
     load (format loader) -> check ids against the item/user files -> rating threshold (implicit feedback)
@@ -12,7 +12,6 @@ nothing at the output path; a complete artifact for the same config hash is reus
 from __future__ import annotations
 
 import logging
-import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,38 +21,30 @@ import numpy as np
 import polars as pl
 from tqdm import tqdm
 
-from ..artifacts.base import ArtifactWriter, reusable
+from ..artifacts.base import ArtifactWriter, reusable, write_summary
+from ..artifacts.dataset import (
+    ITEM,
+    ITEM_ID,
+    ITEMS_FILE,
+    RATING,
+    SPLIT,
+    STAGE,
+    TIMESTAMP,
+    USER,
+    USER_ID,
+    table_schema,
+    write_dataset,
+)
 from ..config import config_hash, to_dict
 from ..data.filters import apply_threshold, deduplicate, has_ratings, k_core
 from ..data.loaders import load_source
 from ..data.loaders.base import FEATURE_ROW, RawData, complete_items
-from ..data.schema import (
-    FEATURES_DIR,
-    INTERACTIONS_FILE,
-    INTERACTIONS_SCHEMA,
-    ITEM,
-    ITEM_ID,
-    ITEMS_FILE,
-    ITEMS_SCHEMA,
-    RATING,
-    SPLIT,
-    SPLIT_FILE,
-    SPLIT_SCHEMA,
-    SUMMARY_FILE,
-    TIMESTAMP,
-    USER,
-    USER_ID,
-    USERS_FILE,
-    validate,
-)
 from ..data.split import check_leakage, split_leave_one_out, split_random, split_sizes, split_temporal
 from ..errors import DataError
 from ..hashing import file_sha256
 from .config import PrepareConfig
 
 log = logging.getLogger(__name__)
-
-STAGE = "prepare"
 
 
 @dataclass
@@ -178,7 +169,8 @@ def build(raw: RawData, config: PrepareConfig) -> Prepared:
     if raw.items is not None:
         items = items.join(raw.items, on=ITEM_ID, how="left")
     items = complete_items(items).sort(ITEM)
-    items = items.select(*ITEMS_SCHEMA, *(c for c in items.columns if c not in ITEMS_SCHEMA))
+    columns = table_schema(ITEMS_FILE)
+    items = items.select(*columns, *(c for c in items.columns if c not in columns))
     users = user_vocab.select(USER, USER_ID)
     if raw.users is not None:
         users = users.join(raw.users, on=USER_ID, how="left")
@@ -251,29 +243,14 @@ def format_summary(manifest: dict[str, Any]) -> str:
 def _write(prepared: Prepared, raw: RawData, config: PrepareConfig, out: Path, chash: str,
            input_hashes: dict[str, dict[str, str]]) -> None:
     with ArtifactWriter(out, stage=STAGE, config_hash=chash) as w:
-        for frame, name, schema in (
-            (prepared.interactions, INTERACTIONS_FILE, INTERACTIONS_SCHEMA), (prepared.split, SPLIT_FILE, SPLIT_SCHEMA),
-            (prepared.items, ITEMS_FILE, ITEMS_SCHEMA), (prepared.users, USERS_FILE, {}),
-        ):
-            validate(frame, schema, file=name, fix="this is a bug in the loader; please report it")
-            frame.write_parquet(w.dir / name)
-        feature_shapes = {}
-        if prepared.features:
-            (w.dir / FEATURES_DIR).mkdir()
-            for name, (path, rows) in prepared.features.items():
-                target = w.dir / FEATURES_DIR / f"{name}.npy"
-                if rows is None:
-                    shutil.copyfile(path, target)
-                else:
-                    np.save(target, np.asarray(np.load(path, mmap_mode="r")[rows]))
-                feature_shapes[name] = list(np.load(target, mmap_mode="r").shape)
+        feature_shapes = write_dataset(w.dir, w.manifest, interactions=prepared.interactions, split=prepared.split,
+                                       items=prepared.items, users=prepared.users, features=prepared.features)
         w.manifest.update({
             "source": str(config.source), "format": raw.format, "variant": raw.variant, "config": to_dict(config),
             "seed": config.seed, "counts": prepared.counts, "inputs": input_hashes, "notes": prepared.notes,
             "features": feature_shapes, "n_users": len(prepared.users), "n_items": len(prepared.items),
         })
-        summary = format_summary({**w.manifest, "config_hash": chash})
-        (w.dir / SUMMARY_FILE).write_text(summary, encoding="utf-8")
+        write_summary(w.dir, format_summary({**w.manifest, "config_hash": chash}))
 
 
 def prepare(config: PrepareConfig, out: Path, *, force: bool = False) -> Path:

@@ -49,7 +49,7 @@ def run_seeds(configs: Mapping[str, TrainConfig], dataset: Path, out: Path, seed
 def summarize_runs(runs: Mapping[str, Sequence[Path]], baseline: str,
                    metrics: Sequence[str] = REPORT_METRICS) -> dict[str, Any]:
     """Mean/std over seeds per system, and paired tests against `baseline` over seeds and over users."""
-    from ..evaluate.stage import read_per_user
+    from ..artifacts.evaluation import read_per_user
 
     tables = {name: [read_per_user(r) for r in rs] for name, rs in runs.items()}
     if baseline not in tables:

@@ -25,7 +25,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..artifacts.augmentation import read_records, read_usage
 from ..artifacts.base import COMPLETE_MARKER, hardware_summary, is_complete, library_versions, read_manifest
+from ..artifacts.evaluation import eval_dir, read_metrics
+from ..artifacts.run import read_train_log
 from ..errors import ArtifactError, ConfigError
 from .config import Recipe, RunSpec, resolved_toml
 
@@ -122,7 +125,7 @@ def _existing_embeddings(layout: Layout) -> dict[str, Path]:
 
 def _augment_stats(layout: Layout) -> dict[str, Any]:
     """Per-job statistics from the augment artifacts: counts and tokens from the manifest, engine figures
-    (prefix-cache hit rate) from ``usage.json``, and the most frequent generated values of each text field."""
+    (prefix-cache hit rate) from the job's usage record, and the most frequent generated values of each text field."""
     stats = {}
     for folder in ("pairs", "item_attributes", "user_profiles"):
         path = layout.augment / folder
@@ -130,7 +133,7 @@ def _augment_stats(layout: Layout) -> dict[str, Any]:
             continue
         manifest = read_manifest(path)
         counts, tokens, speed = manifest.get("counts", {}), manifest.get("tokens", {}), manifest.get("throughput", {})
-        usage = json.loads((path / "usage.json").read_text()) if (path / "usage.json").is_file() else {}
+        usage = read_usage(path)
         stats[folder] = {
             # Which LLM answered ({"alias", "backend", "model_id"}): the report warns when it is the smoke model.
             "model": manifest.get("model"),
@@ -142,16 +145,16 @@ def _augment_stats(layout: Layout) -> dict[str, Any]:
             "prefix_cache_hit_rate": usage.get("backend_usage", {}).get("prefix_cache_hit_rate"),
             "wall_s": manifest.get("wall_s"),
             "usd_at_paper_prices": manifest.get("cost_estimate", {}).get("usd_this_run"),
-            "distributions": _value_counts(path / "records.parquet"),
+            "distributions": _value_counts(path),
         }
     return stats
 
 
-def _value_counts(records: Path, top: int = 10) -> dict[str, dict[str, int]]:
-    """The `top` most frequent values of every String column of an augmentation's records."""
+def _value_counts(job: Path, top: int = 10) -> dict[str, dict[str, int]]:
+    """The `top` most frequent values of every String column of an augmentation job's records."""
     import polars as pl
 
-    frame = pl.read_parquet(records)
+    frame = read_records(job)
     out = {}
     for name, dtype in frame.schema.items():
         if dtype == pl.String and name not in ("cache_key", "profile_text"):
@@ -169,28 +172,19 @@ def _markers(path: Path | None) -> dict[str, int]:
     return {str(m): m.stat().st_mtime_ns for m in found if m.is_file()}
 
 
-def _curve(run_dir: Path) -> list[dict[str, Any]]:
-    log_path = run_dir / "train_log.jsonl"
-    if not log_path.is_file():
-        return []
-    return [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
-
-
 def _evaluated_runs(recipe: Recipe, layout: Layout) -> list[dict[str, Any]]:
     """Test metrics and training curves of every run of the recipe that has been evaluated."""
-    from ..evaluate.stage import eval_dir
-
     runs = []
     for spec in recipe.runs:
         for seed in recipe.meta.seeds:
             run = layout.run(spec.name, seed)
-            metrics = eval_dir(run, "test", spec.train.protocol) / "metrics.json"
-            if is_complete(run) and metrics.is_file():
+            metrics = read_metrics(eval_dir(run, "test", spec.train.protocol))
+            if is_complete(run) and metrics is not None:
                 runs.append({"name": spec.name, "seed": seed, "protocol": spec.train.protocol, "path": str(run),
                              "ablation": spec.ablation, "model": f"{spec.train.model.name}"
                              + (f" ({spec.train.model.variant})" if spec.train.model.name == "llmrec" else ""),
                              "side": list(spec.side),
-                             "metrics": json.loads(metrics.read_text())["metrics"], "curve": _curve(run)})
+                             "metrics": metrics["metrics"], "curve": read_train_log(run)})
     return runs
 
 
@@ -311,7 +305,7 @@ def run_pipeline(recipe: Recipe, *, stages: Sequence[str] = STAGES, force: bool 
                 timed(f"train {spec.name} seed {seed}", out, lambda: train(cfg, layout.dataset, out, side=side,
                                                                            force=force))
     if "evaluate" in stages:
-        from ..evaluate.stage import eval_dir, evaluate
+        from ..evaluate.stage import evaluate
 
         for spec in recipe.runs:
             for seed in recipe.meta.seeds:

@@ -3,9 +3,9 @@
 from .config import ABLATIONS, ModelConfig, TrainConfig, ablation_overrides, train_config_hash
 from .sampling import TripleSampler
 from .side import SideArrays, SideInputs, resolve_side
-from .stage import load_dataset, make_optimizer, train
+from .stage import make_optimizer, train
 
 __all__ = [
     "ABLATIONS", "ModelConfig", "TrainConfig", "ablation_overrides", "train_config_hash", "TripleSampler",
-    "SideArrays", "SideInputs", "resolve_side", "load_dataset", "make_optimizer", "train",
+    "SideArrays", "SideInputs", "resolve_side", "make_optimizer", "train",
 ]

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ArtifactError, DataError
+from ..artifacts.augmentation import read_pairs
+from ..errors import DataError
 
 Source = Path | str | np.ndarray
 
@@ -80,19 +81,7 @@ def _pairs(src: Source) -> np.ndarray:
         if arr.ndim != 2 or arr.shape[1] != 3:
             raise DataError(f"LLM pairs: expected an (m, 3) array of (user, pos, neg), got shape {arr.shape}")
         return arr
-    path = Path(src)
-    file = path / "records.parquet" if path.is_dir() else path
-    if not file.is_file():
-        raise ArtifactError(f"LLM pairs: {file} does not exist; pass the augment job's pairs folder "
-                            "(it holds records.parquet with user, pos_item, neg_item)")
-    import polars as pl
-
-    frame = pl.read_parquet(file, columns=None)
-    missing = {"user", "pos_item", "neg_item"} - set(frame.columns)
-    if missing:
-        raise DataError(f"{file}: missing column(s) {sorted(missing)}; expected user, pos_item, neg_item")
-    frame = frame.drop_nulls(["user", "pos_item", "neg_item"])
-    return frame.select("user", "pos_item", "neg_item").to_numpy().astype(np.int64)
+    return read_pairs(src)
 
 
 def resolve_side(side: SideInputs | None, dataset_path: Path | None, n_users: int, n_items: int) -> SideArrays:

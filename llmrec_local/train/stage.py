@@ -11,19 +11,18 @@ stopping state) written after every epoch; rerunning the same command with the s
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
 from ..artifacts.base import ArtifactWriter, reusable
+from ..artifacts.dataset import load_dataset
+from ..artifacts.run import RunStaging
 from ..config import to_dict
 from ..data.arrays import InteractionArrays
 from ..errors import ConfigError, DataError
@@ -36,22 +35,6 @@ from .sampling import TripleSampler
 from .side import SideArrays, SideInputs, resolve_side
 
 log = logging.getLogger(__name__)
-
-CHECKPOINT = "checkpoint.pt"
-BEST = "best_state.pt"
-
-
-def load_dataset(dataset: Path | InteractionArrays) -> tuple[InteractionArrays, Path | None, dict[str, Any]]:
-    """Arrays of a dataset artifact (through ``llmrec_local.data.Dataset``) or in-memory arrays (tests)."""
-    if isinstance(dataset, InteractionArrays):
-        digest = stable_hash([dataset.n_users, dataset.n_items] + [
-            hashlib.sha256(np.ascontiguousarray(getattr(dataset, s)).tobytes()).hexdigest()
-            for s in ("train", "val", "test")])
-        return dataset, None, {"path": None, "config_hash": digest}
-    from ..artifacts.dataset import Dataset  # lazy: the dataset layer reads parquet with polars
-
-    ds = Dataset.load(Path(dataset))
-    return ds.arrays(), Path(dataset), {"path": str(Path(dataset).resolve()), "config_hash": ds.manifest.get("config_hash")}
 
 
 def make_model(config: TrainConfig, arrays: InteractionArrays, side: SideArrays, device: torch.device) -> Recommender:
@@ -96,12 +79,6 @@ def _evaluate_split(model: Recommender, arrays: InteractionArrays, split: str, c
     _, per_user = rank_and_score(user, item, truth, exclude, chunk=config.eval_chunk,
                                  with_paper_ndcg=config.protocol == "paper")
     return summarize(per_user)
-
-
-def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
 
 
 def train(
@@ -152,18 +129,15 @@ def train(
 
     with ArtifactWriter(out, stage="train", config_hash=run_hash, resume=True) as w:
         state = {"epoch": 0, "best": -math.inf, "best_epoch": -1, "best_metrics": {}, "bad": 0, "stopped": False}
-        log_path = w.dir / "train_log.jsonl"
-        if (w.dir / CHECKPOINT).is_file():
-            ckpt = torch.load(w.dir / CHECKPOINT, map_location=device, weights_only=True)
+        files = RunStaging(w.dir)
+        ckpt = files.load_checkpoint(device)
+        if ckpt is not None:
             model.load_state_dict(ckpt["model"])
             optimizer.load_state_dict(ckpt["optimizer"])
             generator.set_state(ckpt["generator"].cpu() if device.type == "cpu" else ckpt["generator"])
             state = ckpt["state"]
-            lines = log_path.read_text().splitlines()[: state["epoch"]] if log_path.is_file() else []
-            log_path.write_text("".join(line + "\n" for line in lines))
             log.info("resuming %s after epoch %d", out, state["epoch"])
-        else:
-            log_path.write_text("")
+        files.restart_log(state["epoch"])
 
         bar = tqdm(range(state["epoch"], config.epochs), initial=state["epoch"], total=config.epochs,
                    desc=f"train {config.model.name}", disable=not config.progress, leave=False)
@@ -194,25 +168,28 @@ def train(
                 score = metrics[config.select_metric]
                 if score > state["best"]:
                     state.update(best=score, best_epoch=epoch + 1, best_metrics=metrics, bad=0)
-                    _atomic_save(model.state_dict(), w.dir / BEST)
+                    files.save_best(model.state_dict())
                 else:
                     state["bad"] += 1
                     state["stopped"] = state["bad"] > config.patience
                 bar.set_postfix(loss=f"{record['loss']:.4f}", **{config.select_metric: f"{score:.4f}"})
             else:
                 bar.set_postfix(loss=f"{record['loss']:.4f}")
-            with log_path.open("a") as f:
-                f.write(json.dumps(record) + "\n")
+            files.append_log(record)
             state["epoch"] = epoch + 1
-            _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                          "generator": generator.get_state(), "state": state}, w.dir / CHECKPOINT)
+            files.save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                   "generator": generator.get_state(), "state": state})
         bar.close()
 
-        if select_split and (w.dir / BEST).is_file():
-            model.load_state_dict(torch.load(w.dir / BEST, map_location=device, weights_only=True))
+        best = files.load_best(device) if select_split else None
+        if best is not None:
+            model.load_state_dict(best)
         else:  # no selection split: the last epoch is the model
             state["best_epoch"] = state["epoch"]
-        _write_run(w, model, resolved)
+        model.eval()
+        with torch.no_grad():
+            user, item = model.embeddings()
+        files.finish(w.manifest, user, item, model.state_dict(), resolved)
         w.manifest.update(
             dataset=dataset_info, side_inputs=side_arrays.description, seed=config.seed, model=config.model.name,
             variant=config.model.variant if config.model.name == "llmrec" else None,
@@ -223,19 +200,4 @@ def train(
                     "llm_pairs_invalid": sampler.n_invalid_aug},
             train_wall_s=round(time.perf_counter() - t_start, 3), device=str(device),
         )
-        (w.dir / CHECKPOINT).unlink(missing_ok=True)
-        (w.dir / BEST).unlink(missing_ok=True)
     return out
-
-
-def _write_run(w: ArtifactWriter, model: Recommender, resolved: dict[str, Any]) -> None:
-    from safetensors.torch import save_file
-
-    model.eval()
-    with torch.no_grad():
-        user, item = model.embeddings()
-    save_file({"user": user.detach().float().cpu().contiguous(), "item": item.detach().float().cpu().contiguous()},
-              str(w.dir / "embeddings.safetensors"))
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
-              str(w.dir / "model.safetensors"))
-    (w.dir / "config.json").write_text(json.dumps(resolved, indent=2, sort_keys=True) + "\n")

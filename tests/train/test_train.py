@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
+from llmrec_local.artifacts.evaluation import read_per_user
 from llmrec_local.errors import ArtifactError, ConfigError
-from llmrec_local.evaluate.stage import evaluate, read_per_user
+from llmrec_local.evaluate.stage import evaluate
 from llmrec_local.train import ModelConfig, SideInputs, TrainConfig, TripleSampler, ablation_overrides, train
 
 

@@ -12,8 +12,18 @@ from pathlib import Path
 
 import polars as pl
 
+from ...artifacts.dataset import (
+    GENRES,
+    IMAGE_PATH,
+    ITEM_ID,
+    RATING,
+    SPLIT,
+    TIMESTAMP,
+    TITLE,
+    USER_ID,
+    YEAR,
+)
 from ...errors import DataError
-from ..schema import GENRES, IMAGE_PATH, ITEM_ID, RATING, SPLIT, TIMESTAMP, TITLE, USER_ID, YEAR
 
 #: Hidden items column: row of each item in the feature matrices of ``RawData.features``.
 FEATURE_ROW = "_feature_row"

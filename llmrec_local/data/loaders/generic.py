@@ -19,8 +19,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from ...errors import DataError
-from ..schema import (
+from ...artifacts.dataset import (
     GENRES,
     IMAGE_PATH,
     ITEM_ID,
@@ -29,11 +28,9 @@ from ..schema import (
     TITLE,
     USER_ID,
     YEAR,
-    cast_column,
-    check_not_null,
-    check_unique,
-    require_columns,
 )
+from ...errors import DataError
+from ..checks import cast_column, check_not_null, check_unique, require_columns
 from .base import RawData, canonical_interactions, complete_items, split_genres
 
 if TYPE_CHECKING:

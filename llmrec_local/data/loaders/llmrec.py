@@ -21,9 +21,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from ...artifacts.dataset import GENRES, ITEM_ID, SPLIT, TITLE, USER_ID, YEAR
 from ...errors import DataError
+from ..checks import cast_column, check_unique
 from ..safe_pickle import load_sparse_matrix
-from ..schema import GENRES, ITEM_ID, SPLIT, TITLE, USER_ID, YEAR, cast_column, check_unique
 from .base import (
     FEATURE_ROW,
     RawData,

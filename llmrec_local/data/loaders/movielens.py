@@ -20,8 +20,7 @@ from pathlib import Path
 
 import polars as pl
 
-from ...errors import DataError
-from ..schema import (
+from ...artifacts.dataset import (
     GENRES,
     ITEM_ID,
     RATING,
@@ -29,10 +28,9 @@ from ..schema import (
     TITLE,
     USER_ID,
     YEAR,
-    cast_column,
-    check_unique,
-    require_columns,
 )
+from ...errors import DataError
+from ..checks import cast_column, check_unique, require_columns
 from .base import (
     RawData,
     canonical_interactions,
