@@ -28,12 +28,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from llmrec_local.artifacts.base import require_stage
 from llmrec_local.artifacts.dataset import Dataset
 from llmrec_local.artifacts.evaluation import eval_dir, read_metrics
 from llmrec_local.artifacts.run import embeddings_path, read_run_embeddings
 from llmrec_local.errors import ArtifactError
+from llmrec_local.evaluate.ranking import masked_top_k
+from llmrec_local.ids import IdVocabulary
 
 from .config import ServingLimits
 
@@ -82,21 +85,9 @@ def top_k(scores: np.ndarray, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
     Returns:
         B pairs (items, values); row b holds min(k, number of finite scores in row b) entries.
     """
-    n = scores.shape[1]
-    k = min(k, n)
-    if k < n:
-        # argpartition keeps the K best in arbitrary order in O(n); only those K are then fully sorted.
-        cand = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    else:
-        cand = np.broadcast_to(np.arange(n), scores.shape)
-    rows = []
-    for b in range(scores.shape[0]):
-        values = scores[b, cand[b]]
-        order = np.lexsort((cand[b], -values))
-        items, values = cand[b][order], values[order]
-        keep = np.isfinite(values)
-        rows.append((items[keep], values[keep]))
-    return rows
+    values, items = masked_top_k(torch.from_numpy(scores), k)  # the project's one top-K and tie rule
+    keep = torch.isfinite(values)
+    return [(items[b][keep[b]].numpy(), values[b][keep[b]].numpy()) for b in range(len(values))]
 
 
 class RunRecommender:
@@ -141,12 +132,11 @@ class RunRecommender:
         self.dim = int(self.item_vectors.shape[1])
         self.dataset_manifest = dataset.manifest
 
-        users = dataset.users()
-        self.user_ids: list[str] = users["user_id"].to_list()
-        self._user_index = {uid: i for i, uid in enumerate(self.user_ids)}
+        self._users: IdVocabulary = dataset.vocabulary("user")
+        self._items: IdVocabulary = dataset.vocabulary("item")
+        self.user_ids: list[str] = self._users.ids
+        self.item_ids: list[str] = self._items.ids
         items = dataset.items()
-        self.item_ids: list[str] = items["item_id"].to_list()
-        self._item_index = {iid: i for i, iid in enumerate(self.item_ids)}
         self._titles: list[str | None] = items["title"].to_list()
         self._years: list[int | None] = items["year"].to_list()
         self._genres: list[list[str]] = [list(g or []) for g in items["genres"].to_list()]
@@ -188,15 +178,15 @@ class RunRecommender:
 
     def user_index(self, user_id: str) -> int:
         """Contiguous index of an external user id; UnknownIdError if the dataset has no such user."""
-        try:
-            return self._user_index[user_id]
-        except KeyError:
+        if user_id not in self._users:
             raise UnknownIdError(f"unknown user_id {user_id!r}: not in the users table of dataset "
-                                 f"{self.dataset_dir}", status=404) from None
+                                 f"{self.dataset_dir}", status=404)
+        return int(self._users.index([user_id])[0])
 
-    def _check_known(self, kind: str, ids: Sequence[str], index: dict[str, int]) -> None:
-        """One error (status 422: they are body values) naming up to ten ids of ``kind`` missing from ``index``."""
-        unknown = [i for i in ids if i not in index]
+    def _check_known(self, kind: str, ids: Sequence[str], vocabulary: IdVocabulary) -> None:
+        """One error (status 422: they are body values) naming up to ten ids of ``kind`` missing from
+        `vocabulary`."""
+        unknown = vocabulary.unknown(ids)
         if unknown:
             raise UnknownIdError(f"unknown {kind}_id(s) {unknown[:10]!r}{' ...' if len(unknown) > 10 else ''}: "
                                  f"not in the {kind}s table of dataset {self.dataset_dir}", status=422)
@@ -206,8 +196,8 @@ class RunRecommender:
         if len(user_ids) > self.limits.max_batch:
             raise ServingInputError(f"{len(user_ids)} users in one batch; at most {self.limits.max_batch} "
                                     f"are accepted (split the request)")
-        self._check_known("user", user_ids, self._user_index)
-        return np.array([self._user_index[u] for u in user_ids], dtype=np.int64)
+        self._check_known("user", user_ids, self._users)
+        return self._users.index(user_ids)
 
     def item_indices(self, item_ids: Sequence[str]) -> np.ndarray:
         """(H,) int64 indices of distinct item ids, first occurrence order; errors name unknown ids."""
@@ -216,8 +206,8 @@ class RunRecommender:
         if len(item_ids) > self.limits.max_history:
             raise ServingInputError(f"{len(item_ids)} history items; at most {self.limits.max_history} are "
                                     f"accepted")
-        self._check_known("item", item_ids, self._item_index)
-        return np.array(list(dict.fromkeys(self._item_index[i] for i in item_ids)), dtype=np.int64)
+        self._check_known("item", item_ids, self._items)
+        return np.array(list(dict.fromkeys(self._items.index(item_ids).tolist())), dtype=np.int64)
 
     # ------------------------------------------------------------------------------------------- ranking
     def seen_items(self, user: int) -> np.ndarray:

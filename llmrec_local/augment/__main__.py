@@ -14,13 +14,17 @@ import argparse
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..cli import add_common_args, configure_logging, run_main
-from ..config import apply_overrides, config_hash, from_mapping, load_toml, to_dict
+from ..config import apply_overrides, config_hash, load_toml, to_dict
 from ..errors import ConfigError
-from .config import JOB_NAMES, AugmentConfig
+from ..run.config import candidates_config
+from .config import JOB_NAMES, AugmentConfig, augment_config
 from .shard import parse_shard
+
+if TYPE_CHECKING:
+    from ..candidates.config import CandidatesConfig
 
 SUBCOMMANDS = ("merge", "import", "candidates")
 
@@ -45,7 +49,8 @@ def run_parser() -> argparse.ArgumentParser:
                                   "bundled MovieLens ml-latest-small, prepared into artifacts/default/dataset")
     p.add_argument("--out", help="output folder; artifacts go to OUT/augment/<job>/; default: the folder holding "
                                  "--data when it is named `dataset`, else artifacts/default")
-    p.add_argument("--recipe", help="TOML recipe whose [augment] table gives the settings (flags override it)")
+    p.add_argument("--recipe", help="TOML recipe whose [augment] table gives the settings (flags override it); "
+                                    "its [candidates] table sets K and the base model trained for the candidates")
     p.add_argument("--model", help="LLM alias from recipes/models.toml (e.g. qwen2-7b, smoke) or a model folder "
                                    "[default: qwen2-7b]")
     p.add_argument("--backend", choices=["auto", "vllm", "openai", "transformers"],
@@ -58,7 +63,7 @@ def run_parser() -> argparse.ArgumentParser:
                                         "with user,rank,item, a .npy (n_users,K) or a torch.save'd tensor)")
     p.add_argument("--base-run", help="pairs job: a training run (runs/<id>) whose embeddings give the top-K "
                                       "unseen items per user (training items masked)")
-    p.add_argument("--k", type=int, help="candidates per user shown to the pairs job [default: 10]")
+    p.add_argument("--k", type=int, help="candidates per user shown to the pairs job (candidates.k) [default: 10]")
     p.add_argument("--shard", help="i/N: run only shard i of N (entities with index %% N == i); merge afterwards "
                                    "with `merge`")
     p.add_argument("--max-requests", type=int, help="handle only the first N users/items of each job (and shard): "
@@ -82,7 +87,7 @@ def build_config(args: argparse.Namespace) -> AugmentConfig:
     data: dict[str, Any] = {}
     if args.recipe:
         data = dict(load_toml(args.recipe).get("augment", {}))
-    flags = {"model": args.model, "backend": args.backend, "k": args.k, "max_requests": args.max_requests,
+    flags = {"model": args.model, "backend": args.backend, "max_requests": args.max_requests,
              "batch_size": args.batch_size, "max_retries": args.max_retries,
              "max_failure_rate": args.max_failure_rate, "seed": args.seed}
     data.update({k: v for k, v in flags.items() if v is not None})
@@ -91,29 +96,50 @@ def build_config(args: argparse.Namespace) -> AugmentConfig:
     if args.shard:
         data["shard_index"], data["shard_count"] = parse_shard(args.shard)
     data = apply_overrides(data, args.set)
-    return from_mapping(AugmentConfig, data, "augment")
+    return augment_config(data)
+
+
+def build_candidates_config(args: argparse.Namespace) -> "CandidatesConfig":
+    """[candidates] table of --recipe, then --k."""
+    table: dict[str, Any] = dict(load_toml(args.recipe).get("candidates", {})) if args.recipe else {}
+    if args.k is not None:
+        table["k"] = args.k
+    return candidates_config(table)
 
 
 def main_run(argv: Sequence[str] | None) -> int:
     args = run_parser().parse_args(argv)
     configure_logging(args.verbose)
     config = build_config(args)
+    cand_config = build_candidates_config(args)
     if args.dry_run:
-        print(json.dumps({"augment": to_dict(config), "config_hash": config_hash(config)}, indent=2))
+        print(json.dumps({"augment": to_dict(config), "candidates": to_dict(cand_config),
+                          "config_hash": config_hash(config)}, indent=2))
         return 0
-    from .stage import augment
+    # The pipeline runner runs the stages this command needs first (prepare the bundled dataset, train the base
+    # model and rank its candidates); this module runs only the augment stage itself.
+    from ..run.stage import default_dataset, ensure_candidates
+    from .stage import augment, make_backend
 
     if args.data is None:
-        from ..prepare.bundled import DEFAULT_WORKDIR, bundled_dataset
-
-        args.data = bundled_dataset(args.out or DEFAULT_WORKDIR)
+        args.data = default_dataset(args.out)
         print(f"--data not given: using the bundled MovieLens ml-latest-small prepared at {args.data}")
     if args.out is None:
         data = Path(args.data)
         args.out = data.parent if data.name == "dataset" else Path("artifacts/default")
-    paths = augment(config, args.data, args.out, candidates=args.candidates, base_run=args.base_run,
-                    models_dir=args.models_dir, base_url=args.base_url, force=args.force,
-                    progress=not args.no_progress)
+    # Resolve the model before any other work (the candidates may need a base model trained): a missing model
+    # folder must fail in seconds, not after minutes of training.
+    backend = make_backend(config, models_dir=args.models_dir, base_url=args.base_url)
+    try:
+        candidates = None
+        if "pairs" in config.jobs:
+            # The base model (when one is trained here) takes the augment seed, as it always has on this path.
+            candidates = ensure_candidates(cand_config, args.data, args.out, seed=config.seed, base_run=args.base_run,
+                                           imported=args.candidates, force=args.force)
+        paths = augment(config, args.data, args.out, backend=backend, candidates=candidates,
+                        force=args.force, progress=not args.no_progress)
+    finally:
+        backend.close()
     for job, path in paths.items():
         print(f"{job}: {path}")
         summary = Path(path) / "summary.md"
@@ -193,11 +219,10 @@ def main_candidates(argv: Sequence[str]) -> int:
     add_common_args(p)
     args = p.parse_args(argv)
     configure_logging(args.verbose)
-    from .stage import load_dataset, resolve_candidates
+    from ..run.stage import ensure_candidates
 
-    config = from_mapping(AugmentConfig, {"k": args.k, "jobs": ["pairs"]}, "augment")
-    path = resolve_candidates(load_dataset(args.data), Path(args.out), config, candidates=args.candidates,
-                              base_run=args.base_run, force=args.force)
+    path = ensure_candidates(candidates_config({"k": args.k}), args.data, args.out, base_run=args.base_run,
+                             imported=args.candidates, force=args.force)
     print(f"candidates: {path}")
     return 0
 

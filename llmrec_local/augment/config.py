@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
+
+from ..config import from_mapping
+from ..errors import ConfigError
 
 #: The three LLM jobs, in the order the runner executes them.
 JOB_NAMES: tuple[str, ...] = ("pairs", "attributes", "profiles")
@@ -60,8 +64,8 @@ class AugmentConfig:
         model: model alias resolved by ``llmrec_local.llm.registry`` (e.g. ``qwen2-7b``) or a model folder.
         backend: ``vllm`` (offline engine), ``openai`` (any OpenAI-compatible server at `base_url`),
             ``transformers`` (HF generate + llguidance), or ``auto`` (the factory picks).
-        jobs: subset of ``pairs``, ``attributes``, ``profiles``.
-        k: candidates per user shown to the pair job (|C| = 10 in the paper).
+        jobs: subset of ``pairs``, ``attributes``, ``profiles``. The pair job's candidates (K of them per user)
+            come from the candidates stage's artifact (``[candidates]``: K, the base model and its epochs).
         pairs, attributes, profiles: per-job sampling.
         seed: base seed; each request's seed is derived from it, the job, the entity and the attempt.
         max_retries: extra attempts for a request whose answer failed parsing or the domain checks.
@@ -76,14 +80,11 @@ class AugmentConfig:
         max_requests: when set, each job handles only its first N entities (users/items) of this shard, in
             index order: a deterministic subset for quick runs. Retries come on top.
         shard_index, shard_count: this process handles the entities with ``index % shard_count == shard_index``.
-        base_epochs: epochs of the quick LightGCN trained for candidates when neither candidates nor a base run
-            are given.
     """
 
     model: str = "qwen2-7b"
     backend: BackendKind = "auto"
     jobs: tuple[str, ...] = JOB_NAMES
-    k: int = 10
     pairs: PairsSampling = field(default_factory=PairsSampling)
     attributes: AttributesSampling = field(default_factory=AttributesSampling)
     profiles: ProfilesSampling = field(default_factory=ProfilesSampling)
@@ -100,7 +101,6 @@ class AugmentConfig:
     max_requests: int | None = None
     shard_index: int = 0
     shard_count: int = 1
-    base_epochs: int = 20
 
     def __post_init__(self) -> None:
         unknown = [j for j in self.jobs if j not in JOB_NAMES]
@@ -108,8 +108,6 @@ class AugmentConfig:
             raise ValueError(f"jobs must be a non-empty subset of {list(JOB_NAMES)}, got {list(self.jobs)}")
         if len(set(self.jobs)) != len(self.jobs):
             raise ValueError(f"jobs lists a job twice: {list(self.jobs)}")
-        if not 2 <= self.k <= 100:
-            raise ValueError(f"k must be in [2, 100] (a pair needs two candidates), got {self.k}")
         if self.max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
         if not 0.0 <= self.max_failure_rate <= 1.0:
@@ -127,10 +125,23 @@ class AugmentConfig:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.max_requests is not None and self.max_requests < 1:
             raise ValueError(f"max_requests must be >= 1 when set, got {self.max_requests}")
-        if self.base_epochs < 1:
-            raise ValueError(f"base_epochs must be >= 1, got {self.base_epochs}")
         if not 0 <= self.shard_index < self.shard_count:
             raise ValueError(f"shard must satisfy 0 <= index < count, got {self.shard_index}/{self.shard_count}")
 
     def sampling_for(self, job: str) -> JobSampling:
         return {"pairs": self.pairs, "attributes": self.attributes, "profiles": self.profiles}[job]
+
+
+#: Keys that moved out of ``[augment]``: the candidates stage owns K and the base model (one place for each).
+MOVED_KEYS = {"k": "candidates.k", "base_epochs": "candidates.epochs"}
+
+
+def augment_config(table: Mapping[str, Any], where: str = "augment") -> AugmentConfig:
+    """An `AugmentConfig` from an ``[augment]`` table; a key that moved to another table is a ConfigError naming
+    its new place."""
+    for key, new in MOVED_KEYS.items():
+        if key in table:
+            raise ConfigError(f"{where}.{key} moved to {new}: the candidates stage owns the candidate lists "
+                              f"(K, the base model and its epochs); set {new.split('.')[1]} in the [candidates] "
+                              "table (or --k on the command line)")
+    return from_mapping(AugmentConfig, table, where)

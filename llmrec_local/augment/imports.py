@@ -37,7 +37,7 @@ from ..artifacts.augmentation import failure_schema, write_failures, write_recor
 from ..artifacts.base import ArtifactWriter, reusable, write_summary
 from ..artifacts.embeddings import STAGE as EMBED_STAGE
 from ..artifacts.embeddings import write_embedding
-from ..candidates.stage import read_table
+from ..data.tables import read_table
 from ..errors import DataError
 from ..hashing import file_sha256, stable_hash
 from .canonical import canonical_field, canonical_name

@@ -133,7 +133,8 @@ class PairsJob:
     """Implicit feedback: per user, the LLM picks a liked and a disliked item among its K candidates.
 
     records.parquet: user, pos_item, neg_item (Int64 item indices), pos_position, neg_position (Int32 positions in
-    the candidate list), attempt, cache_key: one BPR triple (user, pos_item, neg_item) per user."""
+    the candidate list), attempt, cache_key: one BPR triple (user, pos_item, neg_item) per user. `k` is the
+    candidates artifact's K (its manifest): at most k titled candidates are shown per user."""
 
     name = "pairs"
     artifact = "pairs"
@@ -141,8 +142,8 @@ class PairsJob:
     template_version = TEMPLATE_VERSIONS["pairs"]
 
     def __init__(self, dataset: DatasetLike, candidates: pl.DataFrame, config: AugmentConfig,
-                 candidates_fingerprint: str) -> None:
-        self.dataset, self.config = dataset, config
+                 candidates_fingerprint: str, k: int) -> None:
+        self.dataset, self.config, self.k = dataset, config, k
         self.texts = item_texts(dataset)
         self.histories = user_histories(dataset)
         self.candidates_fingerprint = candidates_fingerprint
@@ -151,7 +152,7 @@ class PairsJob:
 
     def settings(self) -> dict[str, Any]:
         c = self.config
-        return {"k": c.k, "history_max_items": c.history_max_items, "history_max_chars": c.history_max_chars,
+        return {"k": self.k, "history_max_items": c.history_max_items, "history_max_chars": c.history_max_chars,
                 "dataset": dataset_fingerprint(self.dataset), "candidates": self.candidates_fingerprint}
 
     def plan(self) -> tuple[list[Task], list[Skipped]]:
@@ -159,7 +160,7 @@ class PairsJob:
         skipped: list[Skipped] = []
         for user, key, hist in _users_with_history("pairs", self.dataset.n_users, self.histories, self.texts,
                                                    skipped):
-            cands = tuple(i for i in self.candidates.get(user, ()) if self.texts[i] is not None)[: self.config.k]
+            cands = tuple(i for i in self.candidates.get(user, ()) if self.texts[i] is not None)[: self.k]
             if len(cands) < 2:
                 skipped.append(Skipped(user, key, Reason.NO_CANDIDATES,
                                        f"{len(cands)} titled candidates; a pair needs 2"))

@@ -1,9 +1,10 @@
 """`augment()`: the stage's public entry point (used by the CLI and the pipeline runner).
 
+The pairs job reads a candidates artifact (stage "candidates", `llmrec_local.artifacts.candidates`) made
+beforehand: by the pipeline runner, the candidates command, or the augment command line (through the runner).
+
 Output layout under `out`:
 
-    candidates/                       top-K candidates (stage "candidates"), when built or imported here
-    base_run/                         quick LightGCN run for the candidates, when neither was given
     augment/pairs/                    records.parquet, failures.parquet, responses.parquet, usage.json,
     augment/item_attributes/          summary.md, manifest.json, _COMPLETE (stage "augment")
     augment/user_profiles/
@@ -13,20 +14,16 @@ Output layout under `out`:
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..artifacts.base import is_complete
-from ..candidates import stage as cand
+from ..artifacts.candidates import candidates_k, load_candidates
 from ..errors import ConfigError
 from ..llm.base import LLMBackend
 from .config import AugmentConfig
 from .jobs import AttributesJob, DatasetLike, PairsJob, ProfilesJob
 from .runner import LazyBackend, run_job
-
-log = logging.getLogger(__name__)
 
 ARTIFACTS = {"pairs": "pairs", "attributes": "item_attributes", "profiles": "user_profiles"}
 
@@ -66,54 +63,14 @@ def make_backend(config: AugmentConfig, *, models_dir: str | Path | None = None,
     return LazyBackend(resolved.model_id, build)
 
 
-def resolve_candidates(dataset: DatasetLike, out: Path, config: AugmentConfig, *,
-                       candidates: str | Path | None, base_run: str | Path | None,
-                       force: bool = False) -> Path:
-    """The candidates artifact the pair job reads: `candidates` if it is one; else imported from the file given,
-    or computed from `base_run`'s embeddings (train items masked), into ``<out>/candidates``; else an existing
-    ``<out>/candidates``; else from a quick LightGCN trained here (`train_base_run`)."""
-    target = Path(out) / "candidates"
-    if candidates is not None and Path(candidates).is_dir() and is_complete(candidates):
-        cand.require_stage(candidates, cand.STAGE)
-        return Path(candidates)
-    if candidates is not None:
-        frame, inputs = cand.from_file(candidates, dataset, config.k)
-        return cand.write_candidates(frame, target, k=config.k, source="import", masked_train=False,
-                                     inputs=inputs, force=force)
-    if base_run is not None:
-        frame, inputs = cand.from_run(base_run, dataset, config.k)
-        return cand.write_candidates(frame, target, k=config.k, source="base_run", masked_train=True,
-                                     inputs=inputs, force=force)
-    if is_complete(target):
-        return target
-    run = train_base_run(dataset, out, config)
-    frame, inputs = cand.from_run(run, dataset, config.k)
-    return cand.write_candidates(frame, target, k=config.k, source="base_run", masked_train=True, inputs=inputs,
-                                 force=force)
-
-
-def train_base_run(dataset: DatasetLike, out: Path, config: AugmentConfig) -> Path:
-    """Train a quick LightGCN (``base_epochs`` epochs, default settings otherwise) into ``<out>/base_run`` through
-    the training stage; its embeddings give the candidates."""
-    path = getattr(dataset, "path", None)
-    if path is None:
-        raise ConfigError("the pairs job needs candidates: pass --base-run runs/<id> or --candidates FILE|DIR "
-                          "(a dataset object without a folder cannot be trained on here)")
-    from ..train import ModelConfig, TrainConfig, train
-
-    log.info("no candidates or base run given: training a LightGCN for %d epochs into %s/base_run",
-             config.base_epochs, out)
-    train_config = TrainConfig(model=ModelConfig(name="lightgcn"), epochs=config.base_epochs, seed=config.seed)
-    return train(train_config, Path(path), Path(out) / "base_run")
-
-
 def augment(config: AugmentConfig, dataset: DatasetLike | str | Path, out: str | Path, *,
             backend: LLMBackend | None = None, candidates: str | Path | None = None,
-            base_run: str | Path | None = None, models_dir: str | Path | None = None,
+            models_dir: str | Path | None = None,
             base_url: str | None = None, backend_options: Mapping[str, Any] | None = None,
             force: bool = False, progress: bool = True) -> dict[str, Path]:
     """Run the configured jobs; returns ``{job: artifact path}`` (plus ``"candidates"`` when the pairs job ran).
 
+    `candidates` is the candidates artifact the pairs job reads (required when it runs).
     Jobs whose complete artifact for the same config exists are skipped; an interrupted job resumes from its
     request cache. `backend` overrides the one built from the config (tests, notebooks, a shared engine); the
     backend is closed here only when it was built here.
@@ -122,8 +79,9 @@ def augment(config: AugmentConfig, dataset: DatasetLike | str | Path, out: str |
     ds = load_dataset(dataset)
     dataset_path = str(getattr(ds, "path", ""))
     cache_dir = out / "augment" / "cache"
-    # Resolve the model before any other work (candidates may train a base model): a missing model folder must
-    # fail in seconds, not after minutes of training.
+    if "pairs" in config.jobs and candidates is None:
+        raise ConfigError("the pairs job needs candidates: pass a candidates artifact (python -m "
+                          "llmrec_local.candidates, or the pipeline's <workdir>/candidates)")
     own = backend is None
     llm = backend if backend is not None else make_backend(config, models_dir=models_dir, base_url=base_url,
                                                            options=backend_options)
@@ -132,11 +90,11 @@ def augment(config: AugmentConfig, dataset: DatasetLike | str | Path, out: str |
         jobs = []
         for name in config.jobs:
             if name == "pairs":
-                cpath = resolve_candidates(ds, out, config, candidates=candidates, base_run=base_run, force=force)
-                frame, fingerprint = cand.load_candidates(cpath)
+                cpath = Path(candidates)
+                frame, fingerprint = load_candidates(cpath)
                 paths["candidates"] = cpath
-                jobs.append((PairsJob(ds, frame, config, fingerprint), {"dataset": dataset_path,
-                                                                         "candidates": str(cpath)}))
+                jobs.append((PairsJob(ds, frame, config, fingerprint, candidates_k(cpath)),
+                             {"dataset": dataset_path, "candidates": str(cpath)}))
             elif name == "attributes":
                 jobs.append((AttributesJob(ds, config), {"dataset": dataset_path}))
             else:

@@ -7,8 +7,9 @@ README recipe took the top-10 without masking, so candidates could repeat histor
 LLM to avoid them (`docs/llmrec-original.md` O7). Validation and test items are not masked (masking them would
 leak the held-out data into the augmentation).
 
-Artifact (stage ``candidates``): ``candidates.parquet`` with user (Int64), rank (Int32, 0 = highest score), item
-(Int64); manifest with k, source, masked_train and counts.
+The ranking is `llmrec_local.evaluate.ranking.masked_top_k` (equal scores: the lower item index first). The stage
+trains nothing: the pipeline runner trains the base run first (``llmrec_local.run.stage``). The artifact (files,
+schema, writer, reader) is owned by `llmrec_local.artifacts.candidates`.
 """
 
 from __future__ import annotations
@@ -19,17 +20,19 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import torch
 
-from ..artifacts.base import ArtifactWriter, read_manifest, require_stage, reusable
+from ..artifacts.base import is_complete
+from ..artifacts.candidates import candidates_frame, load_candidates, write_candidates
+from ..artifacts.dataset import Dataset
 from ..artifacts.run import embeddings_path, read_run_embeddings
-from ..errors import ArtifactError, DataError
-from ..hashing import file_sha256, stable_hash
+from ..data.tables import read_table
+from ..errors import ArtifactError, ConfigError, DataError
+from ..evaluate.ranking import masked_top_k
+from ..hashing import file_sha256
+from .config import CandidatesConfig
 
 log = logging.getLogger(__name__)
-
-STAGE = "candidates"
-FILE = "candidates.parquet"
-SCHEMA = {"user": pl.Int64, "rank": pl.Int32, "item": pl.Int64}
 
 
 def top_k_unseen(user: np.ndarray, item: np.ndarray, train: np.ndarray, k: int,
@@ -38,45 +41,31 @@ def top_k_unseen(user: np.ndarray, item: np.ndarray, train: np.ndarray, k: int,
 
     Args:
         user: (n_users, d) float; item: (n_items, d) float; train: (n, 2) int [user, item] training pairs.
+        chunk: users scored per block (bounds the (chunk, n_items) score matrix); the result does not depend on it.
     Returns:
         items (n_users, k) int64 and valid (n_users, k) bool; ``valid`` is False where a user has fewer than k
         unseen items. Within a row, items are in descending score order; ties go to the lower item index.
     """
-    n_users, n_items = len(user), len(item)
-    k_eff = min(k, n_items)
+    n_users = len(user)
+    k_eff = min(k, len(item))
     out = np.zeros((n_users, k_eff), dtype=np.int64)
     valid = np.zeros((n_users, k_eff), dtype=bool)
-    order = np.argsort(train[:, 0], kind="stable")
-    train = train[order]
+    train = train[np.argsort(train[:, 0], kind="stable")]
     starts = np.searchsorted(train[:, 0], np.arange(n_users + 1))
     item_t = np.ascontiguousarray(item.T, dtype=np.float32)
     for lo in range(0, n_users, chunk):
         hi = min(lo + chunk, n_users)
+        # Scores in numpy float32, as the artifact has always been computed (a different BLAS could move near-ties).
         scores = user[lo:hi].astype(np.float32) @ item_t  # (chunk, n_items)
         rows = train[starts[lo]:starts[hi]]
-        scores[rows[:, 0] - lo, rows[:, 1]] = -np.inf
-        # argpartition finds the k-th best score in O(n_items); every item scoring at least that much is then
-        # sorted by (-score, item), which keeps the tie rule exact without sorting whole rows.
-        part = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
-        part_scores = np.take_along_axis(scores, part, axis=1)
-        thresh = part_scores.min(axis=1, keepdims=True)
-        for r in range(hi - lo):
-            cand = np.flatnonzero(scores[r] >= thresh[r]) if np.isfinite(thresh[r, 0]) else part[r]
-            s = scores[r, cand]
-            best = cand[np.lexsort((cand, -s))][:k_eff]
-            ok = np.isfinite(scores[r, best])
-            out[lo + r, : len(best)] = best
-            valid[lo + r, : len(best)] = ok
+        seen = (torch.from_numpy(rows[:, 0] - lo), torch.from_numpy(np.ascontiguousarray(rows[:, 1])))
+        values, items = masked_top_k(torch.from_numpy(scores), k_eff, [seen])
+        out[lo:hi] = items.numpy()
+        valid[lo:hi] = torch.isfinite(values).numpy()
     return out, valid
 
 
-def _frame(items: np.ndarray, valid: np.ndarray) -> pl.DataFrame:
-    users, ranks = np.nonzero(valid)
-    return pl.DataFrame({"user": users.astype(np.int64), "rank": ranks.astype(np.int32),
-                         "item": items[users, ranks]}, schema=SCHEMA)
-
-
-def from_run(run_dir: str | Path, dataset: Any, k: int) -> tuple[pl.DataFrame, dict[str, Any]]:
+def from_run(run_dir: str | Path, dataset: Dataset, k: int) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Candidates from a training run's ``embeddings.safetensors`` (train items masked). Returns the frame and an
     inputs record for the manifest."""
     run_dir = Path(run_dir)
@@ -87,38 +76,24 @@ def from_run(run_dir: str | Path, dataset: Any, k: int) -> tuple[pl.DataFrame, d
             f"{path}: user {user.shape} / item {item.shape} embeddings do not match the dataset's "
             f"{dataset.n_users} users / {dataset.n_items} items; the run was trained on another dataset artifact")
     items, valid = top_k_unseen(user, item, dataset.arrays().train, k)
-    return _frame(items, valid), {"base_run": str(run_dir), "embeddings_sha256": file_sha256(path)}
+    return candidates_frame(items, valid), {"base_run": str(run_dir), "embeddings_sha256": file_sha256(path)}
 
 
-def _check_range(frame: pl.DataFrame, dataset: Any, source: Path) -> pl.DataFrame:
-    for col, n in (("user", dataset.n_users), ("item", dataset.n_items)):
-        bad = frame.filter((pl.col(col) < 0) | (pl.col(col) >= n))
-        if bad.height:
-            raise DataError(f"{source}: {col} index {bad[col][0]} is outside [0, {n}) of the dataset; the "
-                            "candidates were built for another dataset (or hold external ids: name the columns "
-                            "user_id/item_id instead)")
+def _check_range(frame: pl.DataFrame, dataset: Dataset, source: Path) -> pl.DataFrame:
+    for col in ("user", "item"):
+        dataset.vocabulary(col).check_indices(frame[col].to_numpy(), where=str(source))
     return frame
 
 
-def _map_ids(frame: pl.DataFrame, vocab: pl.DataFrame, id_col: str, idx_col: str, source: Path) -> pl.DataFrame:
-    joined = frame.with_columns(pl.col(id_col).cast(pl.String)).join(vocab, on=id_col, how="left")
-    missing = joined.filter(pl.col(idx_col).is_null())
-    if missing.height:
-        raise DataError(f"{source}: {id_col} {missing[id_col][0]!r} is not in the dataset's vocabulary "
-                        f"({missing.height} rows); the file belongs to another dataset")
-    return joined.drop(id_col)
+def _map_ids(frame: pl.DataFrame, dataset: Dataset, entity: str, source: Path) -> pl.DataFrame:
+    """`frame` with its ``<entity>_id`` column (external ids) replaced by ``<entity>`` indices, through the
+    dataset's vocabulary (an unknown id is a DataError)."""
+    ids = frame[f"{entity}_id"].cast(pl.String).to_list()
+    index = dataset.vocabulary(entity).index(ids, where=str(source))
+    return frame.with_columns(pl.Series(entity, index, dtype=pl.Int64)).drop(f"{entity}_id")
 
 
-def read_table(path: Path) -> pl.DataFrame:
-    """A parquet or CSV file as a frame (DataError for other suffixes)."""
-    if path.suffix == ".parquet":
-        return pl.read_parquet(path)
-    if path.suffix in (".csv", ".tsv"):
-        return pl.read_csv(path, separator="\t" if path.suffix == ".tsv" else ",", infer_schema_length=10000)
-    raise DataError(f"{path}: unsupported file type {path.suffix!r}; use .parquet or .csv")
-
-
-def from_file(path: str | Path, dataset: Any, k: int) -> tuple[pl.DataFrame, dict[str, Any]]:
+def from_file(path: str | Path, dataset: Dataset, k: int) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Import precomputed candidates.
 
     Accepted: a ``candidates/`` artifact; a parquet/CSV table with columns (user, rank, item) as indices or
@@ -128,16 +103,15 @@ def from_file(path: str | Path, dataset: Any, k: int) -> tuple[pl.DataFrame, dic
     """
     path = Path(path)
     if path.is_dir():
-        require_stage(path, STAGE)
-        return pl.read_parquet(path / FILE), {"candidates": str(path), "config_hash": read_manifest(path)["config_hash"]}
+        frame, fingerprint = load_candidates(path)
+        return frame, {"candidates": str(path), "config_hash": fingerprint}
     if not path.exists():
         raise DataError(f"candidates file {path} does not exist")
     inputs = {"candidates_file": str(path), "sha256": file_sha256(path)}
     if path.suffix in (".parquet", ".csv", ".tsv"):
         frame = read_table(path)
         if {"user_id", "item_id"} <= set(frame.columns):
-            frame = _map_ids(frame, dataset.users().select("user_id", "user"), "user_id", "user", path)
-            frame = _map_ids(frame, dataset.items().select("item_id", "item"), "item_id", "item", path)
+            frame = _map_ids(_map_ids(frame, dataset, "user", path), dataset, "item", path)
         if not {"user", "rank", "item"} <= set(frame.columns):
             raise DataError(f"{path}: columns {frame.columns}; expected user, rank, item (indices) or user_id, "
                             "rank, item_id (external ids)")
@@ -150,8 +124,6 @@ def from_file(path: str | Path, dataset: Any, k: int) -> tuple[pl.DataFrame, dic
     if path.suffix == ".npy":
         array = np.load(path, allow_pickle=False)
     else:
-        import torch
-
         try:
             array = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - torch raises many types for foreign files
@@ -163,33 +135,28 @@ def from_file(path: str | Path, dataset: Any, k: int) -> tuple[pl.DataFrame, dic
     if array.ndim != 2 or array.shape[0] != dataset.n_users:
         raise DataError(f"{path}: candidate array of shape {array.shape}, expected ({dataset.n_users}, K)")
     array = array[:, :k].astype(np.int64)
-    return _check_range(_frame(array, np.ones_like(array, dtype=bool)), dataset, path), inputs
+    return _check_range(candidates_frame(array, np.ones_like(array, dtype=bool)), dataset, path), inputs
 
 
-def write_candidates(frame: pl.DataFrame, out: str | Path, *, k: int, source: str, masked_train: bool,
-                     inputs: dict[str, Any], force: bool = False) -> Path:
-    """Write (or reuse) a ``candidates/`` artifact from a (user, rank, item) frame."""
-    out = Path(out)
-    chash = stable_hash({"k": k, "source": source, "masked_train": masked_train, "inputs": inputs})
-    if reusable(out, STAGE, chash, force=force):
-        return out
-    frame = frame.select(list(SCHEMA)).cast(SCHEMA).sort(["user", "rank"])
-    with ArtifactWriter(out, stage=STAGE, config_hash=chash) as w:
-        frame.write_parquet(w.dir / FILE)
-        per_user = frame.group_by("user").len()["len"]
-        w.manifest.update({
-            "k": k, "source": source, "masked_train": masked_train, "inputs": inputs,
-            "counts": {"rows": frame.height, "users": frame["user"].n_unique(),
-                       "items": frame["item"].n_unique(), "min_per_user": int(per_user.min() or 0)},
-        })
-        (w.dir / "summary.md").write_text(
-            f"# Candidates\n\n- source: {source}\n- k: {k}\n- training items masked: {masked_train}\n"
-            f"- users: {frame['user'].n_unique()}, distinct items: {frame['item'].n_unique()}, rows: "
-            f"{frame.height}\n")
-    return out
+def candidates(config: CandidatesConfig, dataset: Dataset | str | Path, out: str | Path, *,
+               base_run: str | Path | None = None, imported: str | Path | None = None,
+               force: bool = False) -> Path:
+    """The stage's entry point: the candidates artifact for `dataset`, from exactly one source.
 
-
-def load_candidates(path: str | Path) -> tuple[pl.DataFrame, str]:
-    """The (user, rank, item) frame of a candidates artifact and its config hash (its fingerprint)."""
-    manifest = require_stage(path, STAGE)
-    return pl.read_parquet(Path(path) / FILE), manifest["config_hash"]
+    `base_run`: a finished training run whose embeddings rank all items (each user's training items masked) ->
+    written to `out`. `imported`: a complete candidates artifact (returned as is) or a file (see `from_file`) ->
+    written to `out`. Returns the artifact's path; a complete artifact of the same inputs is reused.
+    """
+    if (base_run is None) == (imported is None):
+        raise ConfigError("the candidates stage needs exactly one source: a base run (--base-run runs/<id>) or "
+                          "precomputed candidates (--candidates FILE|DIR)")
+    ds = dataset if isinstance(dataset, Dataset) else Dataset.load(dataset)
+    if imported is not None:
+        if Path(imported).is_dir() and is_complete(imported):
+            load_candidates(imported)  # checks it is a candidates artifact
+            return Path(imported)
+        frame, inputs = from_file(imported, ds, config.k)
+        return write_candidates(frame, out, k=config.k, source="import", masked_train=False, inputs=inputs,
+                                force=force)
+    frame, inputs = from_run(base_run, ds, config.k)
+    return write_candidates(frame, out, k=config.k, source="base_run", masked_train=True, inputs=inputs, force=force)

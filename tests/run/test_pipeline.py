@@ -44,8 +44,8 @@ def _recipe(raw: Path, workdir: Path) -> dict[str, Any]:
     return {
         "recipe": {"name": "synthetic", "workdir": str(workdir), "seeds": [0, 1], "baseline": "lightgcn"},
         "prepare": {"source": str(raw), "format": "generic", "min_rating": None, "seed": 0},
-        "candidates": {"epochs": 3, "progress": False, "model": {"name": "lightgcn", "dim": 16}},
-        "augment": {"model": "fake-model", "jobs": ["pairs", "attributes", "profiles"], "k": 5},
+        "candidates": {"k": 5, "epochs": 3, "progress": False, "model": {"name": "lightgcn", "dim": 16}},
+        "augment": {"model": "fake-model", "jobs": ["pairs", "attributes", "profiles"]},
         "embed": {"sources": ["item_text", "item_attributes", "user_profiles"], "device": "cpu"},
         "train": {"epochs": 4, "eval_every": 2, "batch_size": 32, "lr": 0.01, "progress": False},
         "runs": {

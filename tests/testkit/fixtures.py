@@ -1,5 +1,6 @@
-"""Fixtures shared by several test folders: a tiny prepared synthetic dataset and a stand-in base run (random
-embeddings, `testkit.fakes.write_run`) to compute candidates from."""
+"""Fixtures shared by several test folders: a tiny prepared synthetic dataset, a stand-in base run (random
+embeddings, `testkit.fakes.write_run`) to compute candidates from, and the candidates artifact (K = 5) computed from
+it by the candidates stage."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from llmrec_local.artifacts.dataset import Dataset
+from llmrec_local.candidates.config import CandidatesConfig
+from llmrec_local.candidates.stage import candidates
 from llmrec_local.data.synthetic import generate_synthetic
 from llmrec_local.prepare.config import PrepareConfig
 from llmrec_local.prepare.stage import prepare
@@ -30,3 +33,10 @@ def dataset(dataset_path: Path) -> Dataset:
 def base_run(tmp_path_factory: pytest.TempPathFactory, dataset_path: Path) -> Path:
     ds = Dataset.load(dataset_path)
     return write_run(tmp_path_factory.mktemp("run") / "run0", ds.n_users, ds.n_items)
+
+
+@pytest.fixture(scope="session")
+def candidates_path(tmp_path_factory: pytest.TempPathFactory, dataset_path: Path, base_run: Path) -> Path:
+    """The candidates artifact (K = 5, training items masked) of `base_run` on the tiny dataset."""
+    return candidates(CandidatesConfig(k=5), dataset_path, tmp_path_factory.mktemp("cands") / "candidates",
+                      base_run=base_run)
