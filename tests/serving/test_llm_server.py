@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from testkit.llm import assert_all_valid, make_requests  # noqa: E402
 
-from llmrec_local.errors import BackendError, ConfigError
+from llmrec_local.errors import BackendError
 from llmrec_local.llm.openai_backend import OpenAIBackend
 from serving import free_port
 from serving.config import load_server_config
@@ -31,7 +31,6 @@ def smoke_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_default_config_and_command(tmp_path: Path) -> None:
     cfg = load_server_config(overrides=["port=8123", "max_model_len=512"])
-    assert cfg.host == "127.0.0.1" and cfg.port == 8123 and cfg.model == "smoke"
     args = vllm_serve_args(cfg, tmp_path / "m", "smoke", {"dtype": "float32", "enforce_eager": True,
                                                           "max_model_len": 1024})
     joined = " ".join(args)
@@ -40,10 +39,6 @@ def test_default_config_and_command(tmp_path: Path) -> None:
     assert '--structured-outputs-config {"backend": "guidance", "disable_any_whitespace": true}' in joined
     assert "--max-model-len 512" in joined  # the config wins over the registry's recommendation
     assert "--dtype float32" in joined and "--enforce-eager" in joined and "--enable-prefix-caching" in joined
-    with pytest.raises(ConfigError, match="prot"):
-        load_server_config(overrides=["prot=1"])
-    with pytest.raises(ConfigError, match="port"):
-        load_server_config(overrides=["port=70000"])
 
 
 @pytest.mark.slow

@@ -42,8 +42,6 @@ def test_recommender_logic_without_http(tiny_run: TinyRun, ref: Reference) -> No
     with pytest.raises(UnknownIdError, match="'i9999'") as info:
         rec.recommend_fold_in(["i0001", "i9999"])
     assert info.value.status == 422
-    with pytest.raises(ValueError, match="max_k"):
-        ServingLimits(max_k=0)
 
 
 def test_refuses_a_dataset_the_run_was_not_trained_on(tiny_run: TinyRun, tmp_path: Path) -> None:
