@@ -213,7 +213,7 @@ def test_no_import_cycles_between_modules() -> None:
 
 ENTRY_POINTS = ["llmrec_local.prepare", "llmrec_local.candidates", "llmrec_local.augment", "llmrec_local.embed",
                 "llmrec_local.train", "llmrec_local.evaluate", "llmrec_local.run", "llmrec_local.llm.smoke",
-                "serving.recommend_server", "serving.llm_server"]
+                "serving", "serving.recommend_server", "serving.llm_server"]
 
 
 @pytest.mark.parametrize("module", ENTRY_POINTS)
