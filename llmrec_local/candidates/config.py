@@ -47,4 +47,3 @@ class CandidatesConfig:
         return TrainConfig(model=self.model, seed=seed, epochs=self.epochs, patience=self.patience,
                            eval_every=self.eval_every, batch_size=self.batch_size, lr=self.lr, device=self.device,
                            progress=self.progress)
-
