@@ -18,3 +18,17 @@ def _one_torch_thread():  # type: ignore[no-untyped-def]
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _hermetic_cache_dir(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """Caches (file hashes, encoders) go to a session folder, never into the user's home."""
+    import os
+
+    previous = os.environ.get("LLMREC_CACHE_DIR")
+    os.environ["LLMREC_CACHE_DIR"] = str(tmp_path_factory.mktemp("llmrec_cache_session"))
+    yield
+    if previous is None:
+        os.environ.pop("LLMREC_CACHE_DIR", None)
+    else:
+        os.environ["LLMREC_CACHE_DIR"] = previous

@@ -225,6 +225,7 @@ def test_entry_point_starts_clean(module: str) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert "HeavyImportError" not in done.stderr
 
+
 #: Artifact file name -> the module of its kind, the only one that may name it (design: one module per kind).
 ARTIFACT_FILES = {
     **dict.fromkeys(("interactions.parquet", "split.parquet", "items.parquet", "users.parquet"),

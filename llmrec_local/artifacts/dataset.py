@@ -33,7 +33,7 @@ from ..data.arrays import InteractionArrays
 from ..errors import DataError
 from ..hashing import stable_hash
 from ..ids import IdVocabulary
-from .base import check_kind, require_stage, stamp_kind
+from .base import artifact_digest, check_kind, require_stage, stamp_kind
 
 if TYPE_CHECKING:
     import polars as pl
@@ -150,17 +150,18 @@ def load_dataset(dataset: str | Path | InteractionArrays) -> tuple[InteractionAr
     """The arrays of a dataset for training and evaluation: from an artifact folder, or in-memory arrays (tests).
 
     Returns:
-        (arrays, artifact path or None, ``{"path", "config_hash"}`` identifying the dataset in run manifests and
-        config hashes; for arrays the hash covers their sizes and contents).
+        (arrays, artifact path or None, ``{"path", "config_hash", "content_digest"}`` identifying the dataset in run
+        manifests, config hashes and provenance; for arrays both hashes cover their sizes and contents).
     """
     if isinstance(dataset, InteractionArrays):
         digest = stable_hash([dataset.n_users, dataset.n_items] + [
             hashlib.sha256(np.ascontiguousarray(getattr(dataset, s)).tobytes()).hexdigest()
             for s in ("train", "val", "test")])
-        return dataset, None, {"path": None, "config_hash": digest}
+        return dataset, None, {"path": None, "config_hash": digest, "content_digest": digest}
     ds = Dataset.load(Path(dataset))
     return ds.arrays(), Path(dataset), {"path": str(Path(dataset).resolve()),
-                                        "config_hash": ds.manifest.get("config_hash")}
+                                        "config_hash": ds.manifest.get("config_hash"),
+                                        "content_digest": artifact_digest(dataset)}
 
 
 class Dataset:

@@ -34,16 +34,18 @@ def eval_dir(run_dir: str | Path, split: str, protocol: str) -> Path:
 
 
 def write_evaluation(out: str | Path, config_hash: str, result: dict[str, Any], users: np.ndarray,
-                     per_user: Mapping[str, np.ndarray], *, run_dir: str | Path, split: str, protocol: str) -> Path:
+                     per_user: Mapping[str, np.ndarray], *, run_dir: str | Path, split: str, protocol: str,
+                     inputs: dict[str, str] | None = None) -> Path:
     """Write an evaluation artifact at `out` (atomically, through ArtifactWriter).
 
     Args:
         result: the metrics.json content (means under ``"metrics"``, counts, ``config_hash``).
         users: (n,) evaluated user indices; per_user: metric name -> (n,) values, aligned with `users`.
+        inputs: content digests of the run and dataset evaluated (provenance; see `read_metrics`).
     Returns:
         `out`.
     """
-    with ArtifactWriter(Path(out), stage=STAGE, config_hash=config_hash) as w:
+    with ArtifactWriter(Path(out), stage=STAGE, config_hash=config_hash, inputs=inputs or {}) as w:
         (w.dir / METRICS_FILE).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
         write_parquet_columns(w.dir / PER_USER_FILE, {"user": users.astype(np.int64), **per_user})
         w.manifest.update(run=str(run_dir), split=split, protocol=protocol, n_users=int(len(users)))
@@ -51,13 +53,17 @@ def write_evaluation(out: str | Path, config_hash: str, result: dict[str, Any], 
     return Path(out)
 
 
-def read_metrics(folder: str | Path) -> dict[str, Any] | None:
+def read_metrics(folder: str | Path, inputs: dict[str, str] | None = None) -> dict[str, Any] | None:
     """The metrics.json content of a complete evaluation folder, or None when there is none (not evaluated yet,
-    or interrupted): callers decide whether that is an error (the skip rule and serving treat it as "absent")."""
+    or interrupted) or, when `inputs` are given, when it was computed from other run or dataset content (stale):
+    callers decide whether that is an error (the skip rule and serving treat it as "absent")."""
     folder = Path(folder)
     if not (is_complete(folder) and (folder / METRICS_FILE).is_file()):
         return None
-    check_kind(folder, read_manifest(folder), KIND, SCHEMA_VERSION)
+    manifest = read_manifest(folder)
+    check_kind(folder, manifest, KIND, SCHEMA_VERSION)
+    if inputs is not None and manifest.get("input_digests") not in (None, inputs):
+        return None
     return json.loads((folder / METRICS_FILE).read_text())
 
 

@@ -40,7 +40,7 @@ from ..artifacts.augmentation import (
     write_records,
     write_usage,
 )
-from ..artifacts.base import ArtifactWriter, reusable, write_summary
+from ..artifacts.base import ArtifactWriter, artifact_digest, is_complete, reusable, write_summary
 from ..errors import AugmentError
 from ..hashing import stable_hash
 from ..llm.base import GenRequest, GenResult, LLMBackend, Sampling, UsageStats
@@ -299,7 +299,11 @@ def run_job(job: Job, backend: LLMBackend, config: AugmentConfig, path: Path, ca
     Raises AugmentError when more than ``config.max_failure_rate`` of the asked entities end without a valid
     record; the staging folder keeps ``failures.parquet`` and the cache keeps every answer for the rerun."""
     chash = job_config_hash(job, config, config.model)
-    if reusable(path, STAGE, chash, force=force):
+    # Provenance: the content of the dataset and candidates artifacts read (their paths are in `inputs`), so that
+    # records of a dataset rebuilt since (other items behind the same indices) are never reused.
+    digests = {name: artifact_digest(folder) for name, folder in sorted(inputs.items())
+               if folder and is_complete(folder)}
+    if reusable(path, STAGE, chash, force=force, inputs=digests):
         log.info("%s: complete artifact for this config at %s, skipping", job.name, path)
         return path
     planned, skipped = job.plan()
@@ -311,7 +315,7 @@ def run_job(job: Job, backend: LLMBackend, config: AugmentConfig, path: Path, ca
                            f"{skipped_here[0].reason if skipped_here else 'none'}); check the dataset and candidates")
     t_start = time.perf_counter()
     tag = f"shard-{config.shard_index}-of-{config.shard_count}"
-    with ArtifactWriter(path, stage=STAGE, config_hash=chash, resume=True) as w, \
+    with ArtifactWriter(path, stage=STAGE, config_hash=chash, resume=True, inputs=digests) as w, \
             RequestCache(cache_dir, job.name, tag) as cache:
         outcome = _run_attempts(job, tasks, backend, cache, config, progress)
         skip_rows = [{"key": s.key, "entity": s.entity, "attempt": -1, "reason": str(s.reason),

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from ..artifacts.base import require_stage
+from ..artifacts.base import artifact_digest, require_stage
 from ..artifacts.dataset import load_dataset
 from ..artifacts.evaluation import eval_dir, read_metrics, write_evaluation
 from ..artifacts.run import load_run_embeddings
@@ -68,7 +68,9 @@ def evaluate(
     out = eval_dir(run_dir, split, protocol)
     chash = stable_hash({"run": run_manifest["config_hash"], "dataset": dataset_info["config_hash"],
                          "split": split, "protocol": protocol})
-    done = None if force else read_metrics(out)
+    # Provenance: metrics of a run retrained, or of a dataset rebuilt, since they were computed are recomputed.
+    inputs = {"run": artifact_digest(run_dir), "dataset": dataset_info["content_digest"]}
+    done = None if force else read_metrics(out, inputs)
     if done is not None and done.get("config_hash") == chash:
         return done
     user, item = load_run_embeddings(run_dir, device)
@@ -79,5 +81,6 @@ def evaluate(
         "metrics": summarize({k: torch.from_numpy(v) for k, v in per_user.items()}),
         "selection_split": run_manifest.get("selection_split"), "best_epoch": run_manifest.get("best_epoch"),
     }
-    write_evaluation(out, chash, result, users, per_user, run_dir=run_dir, split=split, protocol=protocol)
+    write_evaluation(out, chash, result, users, per_user, run_dir=run_dir, split=split, protocol=protocol,
+                     inputs=inputs)
     return result

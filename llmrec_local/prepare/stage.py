@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 from tqdm import tqdm
 
-from ..artifacts.base import ArtifactWriter, reusable, write_summary
+from ..artifacts.base import ArtifactWriter, is_complete, read_manifest, reusable, write_summary
 from ..artifacts.dataset import (
     ITEM,
     ITEM_ID,
@@ -41,7 +41,7 @@ from ..data.loaders import load_source
 from ..data.loaders.base import FEATURE_ROW, RawData, complete_items
 from ..data.split import check_leakage, split_leave_one_out, split_random, split_sizes, split_temporal
 from ..errors import DataError
-from ..hashing import file_sha256
+from ..hashing import cached_file_sha256s
 from .config import PrepareConfig
 
 log = logging.getLogger(__name__)
@@ -240,9 +240,26 @@ def format_summary(manifest: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _source_digests(input_hashes: dict[str, dict[str, str]]) -> dict[str, str]:
+    """The provenance record of the source files read: ``{"source:<name>": sha256}``."""
+    return {f"source:{name}": rec["sha256"] for name, rec in input_hashes.items()}
+
+
+def _current_sources(out: Path) -> dict[str, str] | None:
+    """The source files a complete dataset at `out` was built from, hashed as they are *now* (hashes cached by
+    size, mtime and inode, so a rerun costs a stat per file); None when there is no complete dataset there.
+    A file that has gone is reported as such, so that the reuse check names it."""
+    if not is_complete(out):
+        return None
+    recorded = read_manifest(out).get("inputs") or {}
+    present = [Path(rec["path"]) for rec in recorded.values() if Path(rec["path"]).is_file()]
+    now = cached_file_sha256s(present)
+    return {f"source:{name}": now.get(Path(rec["path"]).resolve(), "missing") for name, rec in recorded.items()}
+
+
 def _write(prepared: Prepared, raw: RawData, config: PrepareConfig, out: Path, chash: str,
            input_hashes: dict[str, dict[str, str]]) -> None:
-    with ArtifactWriter(out, stage=STAGE, config_hash=chash) as w:
+    with ArtifactWriter(out, stage=STAGE, config_hash=chash, inputs=_source_digests(input_hashes)) as w:
         feature_shapes = write_dataset(w.dir, w.manifest, interactions=prepared.interactions, split=prepared.split,
                                        items=prepared.items, users=prepared.users, features=prepared.features)
         w.manifest.update({
@@ -257,11 +274,13 @@ def prepare(config: PrepareConfig, out: Path, *, force: bool = False) -> Path:
     """Build the dataset artifact for `config` at `out` (skipped when a complete one for the same config exists).
 
     Raises DataError for bad input (naming file, column, example value and fix) and ArtifactError when `out` holds a
-    dataset of another config (pass ``force=True`` to rebuild). Returns `out`.
+    dataset of another config or built from source files whose content has changed since (pass ``force=True`` to
+    rebuild). Returns `out`.
     """
     out = Path(out)
     chash = config_hash(config)
-    if reusable(out, STAGE, chash, force=force):
+    # Reuse needs the same config *and* the same source files: an edited ratings file must not be served stale.
+    if reusable(out, STAGE, chash, force=force, inputs=_current_sources(out)):
         log.info("dataset %s is complete for config %s; skipping (use --force to rebuild)", out, chash)
         return out
     with tqdm(total=4, desc="prepare", unit="step", file=sys.stderr, disable=None) as bar:
@@ -272,7 +291,9 @@ def prepare(config: PrepareConfig, out: Path, *, force: bool = False) -> Path:
         prepared = build(raw, config)
         bar.update()
         bar.set_postfix_str("hash inputs")
-        input_hashes = {name: {"path": str(p), "sha256": file_sha256(p)} for name, p in sorted(raw.files.items())}
+        digests = cached_file_sha256s(list(raw.files.values()))
+        input_hashes = {name: {"path": str(p), "sha256": digests[Path(p).resolve()]}
+                        for name, p in sorted(raw.files.items())}
         bar.update()
         bar.set_postfix_str("write")
         _write(prepared, raw, config, out, chash, input_hashes)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..artifacts.augmentation import read_pairs
+from ..artifacts.base import artifact_digest, is_complete
 from ..errors import DataError
 
 Source = Path | str | np.ndarray
@@ -82,6 +83,25 @@ def _pairs(src: Source) -> np.ndarray:
             raise DataError(f"LLM pairs: expected an (m, 3) array of (user, pos, neg), got shape {arr.shape}")
         return arr
     return read_pairs(src)
+
+
+def side_digests(side: SideInputs | None) -> dict[str, str]:
+    """Content digests of the side inputs that are artifacts (``{"side:item_text": digest, ...}``), for the run's
+    provenance: a rebuilt embedding or pairs artifact makes a finished run stale. In-memory arrays are covered by
+    the run's config hash already (their sha256 is in its side description)."""
+    if side is None:
+        return {}
+    sources: dict[str, Source | None] = {"item_text": side.item_text, "item_image": side.item_image,
+                                         "user_profiles": side.user_profiles, "pairs": side.pairs,
+                                         **{f"attr:{k}": v for k, v in side.item_attributes.items()}}
+    out = {}
+    for name, src in sorted(sources.items()):
+        if src is None or isinstance(src, np.ndarray):
+            continue
+        folder = Path(src) if Path(src).is_dir() else Path(src).parent
+        if is_complete(folder):
+            out[f"side:{name}"] = artifact_digest(folder)
+    return out
 
 
 def resolve_side(side: SideInputs | None, dataset_path: Path | None, n_users: int, n_items: int) -> SideArrays:

@@ -32,7 +32,7 @@ from ..models import Recommender, build_model
 from ..seeding import derive_seed
 from .config import TrainConfig, train_config_hash
 from .sampling import TripleSampler
-from .side import SideArrays, SideInputs, resolve_side
+from .side import SideArrays, SideInputs, resolve_side, side_digests
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,10 @@ def train(
         log.info("model %s ignores side features; only LLM pairs (if any) are used", config.model.name)
     run_hash = stable_hash({"train": train_config_hash(config), "dataset": dataset_info["config_hash"],
                             "side": side_arrays.description})
-    if reusable(out, "train", run_hash, force=force):
+    # Provenance: the dataset's and side artifacts' content, so that a run trained before `prepare --force` (or a
+    # rebuilt embedding) is never reused; kept out of run_hash so that config hashes stay what they were.
+    inputs = {"dataset": dataset_info["content_digest"], **side_digests(side)}
+    if reusable(out, "train", run_hash, force=force, inputs=inputs):
         log.info("run %s is complete for this config (hash %s); skipping", out, run_hash)
         return out
     try:
@@ -127,7 +130,7 @@ def train(
     resolved = {"train": to_dict(config), "model_kwargs": {k: v for k, v in config.model.model_kwargs().items()},
                 "weight_decay": wd, "steps_per_epoch": steps, "selection_split": select_split}
 
-    with ArtifactWriter(out, stage="train", config_hash=run_hash, resume=True) as w:
+    with ArtifactWriter(out, stage="train", config_hash=run_hash, resume=True, inputs=inputs) as w:
         state = {"epoch": 0, "best": -math.inf, "best_epoch": -1, "best_metrics": {}, "bad": 0, "stopped": False}
         files = RunStaging(w.dir)
         ckpt = files.load_checkpoint(device)

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from testkit.fakes import FakeBackend, job_of, valid_answer, valid_text
+from testkit.fakes import (
+    FakeBackend,
+    job_of,
+    rewrite_artifact_file,
+    valid_answer,
+    valid_text,
+)
 
 from llmrec_local.artifacts.base import read_manifest
 from llmrec_local.artifacts.dataset import Dataset
@@ -178,7 +184,8 @@ def _copy_dataset(dataset: Dataset, tmp_path: Path) -> Path:
 def test_dataset_without_titles_is_a_clear_error(dataset: Dataset, tmp_path: Path) -> None:
     path = _copy_dataset(dataset, tmp_path)
     items = pl.read_parquet(path / "items.parquet")
-    items.with_columns(pl.lit(None, dtype=pl.String).alias("title")).write_parquet(path / "items.parquet")
+    rewrite_artifact_file(path, "items.parquet",
+                          items.with_columns(pl.lit(None, dtype=pl.String).alias("title")).write_parquet)
     with pytest.raises(DataError, match="no item titles"):
         augment(AugmentConfig(model="fake", jobs=("attributes",)), path, tmp_path / "out",
                 backend=FakeBackend(valid_text), progress=False)
@@ -187,8 +194,8 @@ def test_dataset_without_titles_is_a_clear_error(dataset: Dataset, tmp_path: Pat
 def test_users_with_empty_history_are_skipped_with_a_reason(dataset: Dataset, tmp_path: Path) -> None:
     path = _copy_dataset(dataset, tmp_path)
     split = pl.read_parquet(path / "split.parquet")
-    split.with_columns(pl.when(pl.col("user") == 0).then(pl.lit("test")).otherwise(pl.col("split"))
-                       .alias("split")).write_parquet(path / "split.parquet")
+    rewrite_artifact_file(path, "split.parquet", split.with_columns(
+        pl.when(pl.col("user") == 0).then(pl.lit("test")).otherwise(pl.col("split")).alias("split")).write_parquet)
     backend = FakeBackend(valid_text)
     out = augment(AugmentConfig(model="fake", jobs=("profiles",)), path, tmp_path / "out", backend=backend,
                   progress=False)["profiles"]

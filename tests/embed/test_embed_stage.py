@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from testkit.fakes import rewrite_artifact_file
 
 from llmrec_local.artifacts.base import ArtifactWriter, read_manifest
 from llmrec_local.artifacts.embeddings import load_embedding
@@ -104,7 +105,7 @@ def test_cache_reuse_and_single_row_reencode(dataset: Path, tmp_path: Path, enco
     items = pl.read_parquet(items_file)
     items = items.with_columns(pl.when(pl.col("item") == 3).then(pl.lit("Space Cowboys")).otherwise(pl.col("title"))
                                .alias("title"))
-    items.write_parquet(items_file)
+    rewrite_artifact_file(dataset, "items.parquet", items.write_parquet)
     embed(TEXT_ONLY, dataset, out, progress=False)
     assert encode_calls["text"] == [5, 1]
     second = load_embedding(out / "item_text", 6)

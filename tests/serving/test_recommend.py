@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from testkit.fakes import rewrite_artifact_file
 from testkit.recommend import Reference, TinyRun, genre_history
 
 from llmrec_local.errors import ArtifactError
@@ -55,9 +56,21 @@ def test_refuses_embeddings_of_the_wrong_shape(tiny_run: TinyRun, tmp_path: Path
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run.run, run)
+    # republished as a (wrong) train stage would have written it, so that the shape check is what fails
+    rewrite_artifact_file(run, "embeddings.safetensors", lambda f: save_file(
+        {"user": np.zeros((60, 4), np.float32), "item": np.zeros((79, 4), np.float32)}, str(f)))
+    with pytest.raises(ArtifactError, match="79 items"):
+        RunRecommender(run)
+
+
+def test_refuses_a_run_file_replaced_after_training(tiny_run: TinyRun, tmp_path: Path) -> None:
+    from safetensors.numpy import save_file
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run.run, run)
     save_file({"user": np.zeros((60, 4), np.float32), "item": np.zeros((79, 4), np.float32)},
               str(run / "embeddings.safetensors"))
-    with pytest.raises(ArtifactError, match="79 items"):
+    with pytest.raises(ArtifactError, match=r"embeddings.safetensors has \d+ bytes but its stage wrote \d+"):
         RunRecommender(run)
 
 

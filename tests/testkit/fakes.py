@@ -78,3 +78,24 @@ class FakeBackend:
 
     def close(self) -> None:
         pass
+
+
+def rewrite_artifact_file(folder: Path, name: str, write: Callable[[Path], None]) -> None:
+    """Republish the complete artifact `folder` with its file `name` rewritten by ``write(path)``, the way its stage
+    would (through ArtifactWriter: new file list, sizes, digests), keeping its stage, config hash and manifest
+    fields. Tests use it to stand for "the upstream stage was rerun and produced other content"."""
+    import shutil
+
+    from llmrec_local.artifacts.base import ArtifactWriter, read_manifest
+
+    manifest = read_manifest(folder)
+    with ArtifactWriter(folder, stage=manifest["stage"], config_hash=manifest["config_hash"],
+                        inputs=manifest.get("input_digests") or {}) as w:
+        for item in folder.iterdir():
+            if item.name in ("manifest.json", "_COMPLETE"):
+                continue
+            (shutil.copytree if item.is_dir() else shutil.copy2)(item, w.dir / item.name)
+        write(w.dir / name)
+        w.manifest.update({k: v for k, v in manifest.items() if k not in (
+            "files", "content_digest", "input_digests", "created_at", "wall_s", "code_version", "libraries",
+            "hardware", "stage", "schema_version", "config_hash")})
