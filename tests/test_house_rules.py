@@ -97,20 +97,9 @@ def _within(name: str, rooms: tuple[str, ...]) -> bool:
     return any(name == room or name.startswith(room + ".") for room in rooms)
 
 
-#: Breaches that the one-house redesign (issue 15) is still removing, module -> imported room. This set only
-#: shrinks: a new breach fails the tests below, and a mended one fails `test_known_breaches_are_still_real`.
-KNOWN_BREACHES = {
-    ("llmrec_local.prepare.bundled", "llmrec_local.prepare"),
-}
-
-
-def _known(mod: str, dep: str) -> bool:
-    return any(mod == m and (dep == room or dep.startswith(room + ".")) for m, room in KNOWN_BREACHES)
-
-
 def _violations(sources: tuple[str, ...], forbidden: tuple[str, ...]) -> list[str]:
     return sorted(f"{mod} -> {dep}" for mod, deps in GRAPH.items() if _within(mod, sources)
-                  for dep in deps if _within(dep, forbidden) and not _within(dep, sources) and not _known(mod, dep))
+                  for dep in deps if _within(dep, forbidden) and not _within(dep, sources))
 
 
 def _stage_of(name: str) -> str | None:
@@ -167,22 +156,15 @@ def test_only_the_runner_runs_other_stages() -> None:
         if mod.endswith(".config"):
             allowed += tuple(f"{stage}.config" for stage in STAGES)
         found += [f"{mod} -> {dep}" for dep in deps
-                  if _stage_of(dep) not in (None, own) and not _within(dep, allowed) and not _known(mod, dep)]
+                  if _stage_of(dep) not in (None, own) and not _within(dep, allowed)]
     assert sorted(found) == []
 
 
 def test_one_module_per_heavy_library() -> None:
     found = sorted(f"{mod} imports {dep}" for mod, deps in GRAPH.items() for dep in deps
                    if dep.split(".")[0] in HEAVY_OWNERS and mod not in HEAVY_OWNERS[dep.split(".")[0]]
-                   and not _known(mod, dep))
+                  )
     assert found == []
-
-
-def test_known_breaches_are_still_real() -> None:
-    """Remove a mended breach from KNOWN_BREACHES, so that it cannot come back unnoticed."""
-    mended = sorted(f"{m} -> {room}" for m, room in KNOWN_BREACHES
-                    if not any(dep == room or dep.startswith(room + ".") for dep in GRAPH.get(m, ())))
-    assert mended == []
 
 
 def test_no_import_cycles_between_modules() -> None:
