@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import ArtifactError, DataError
-from .base import check_kind, read_manifest, stamp_kind
+from .base import check_kind, read_manifest, require_stage, stamp_kind
 
 if TYPE_CHECKING:
     import polars as pl
@@ -98,6 +98,18 @@ def read_job_tables(folder: str | Path) -> dict[str, pl.DataFrame]:
     check_kind(folder, read_manifest(folder), KIND, SCHEMA_VERSION)
     return {"records": pl.read_parquet(records_path(folder)), "failures": pl.read_parquet(failures_path(folder)),
             "responses": pl.read_parquet(folder / RESPONSES_FILE)}
+
+
+def read_failures(folder: str | Path) -> pl.DataFrame:
+    """failures.parquet of a complete job folder (`failure_schema`, sorted by (entity, attempt)); an empty frame
+    when the job wrote none. ArtifactError when `folder` is not a complete augmentation artifact (the manifest
+    check also checks the size of every file its stage wrote)."""
+    import polars as pl
+
+    folder = Path(folder)
+    check_kind(folder, require_stage(folder, STAGE), KIND, SCHEMA_VERSION)
+    file = failures_path(folder)
+    return pl.read_parquet(file) if file.is_file() else pl.DataFrame(schema=failure_schema())
 
 
 def read_records(folder: str | Path, *, key: str | None = None, n: int | None = None) -> pl.DataFrame:

@@ -6,6 +6,7 @@
     python -m llmrec_local.augment merge --out OUT [--jobs pairs,attributes,profiles]
     python -m llmrec_local.augment import --data DATASET --out OUT --llmrec-release DIR
     python -m llmrec_local.augment candidates --data DATASET --out OUT --base-run runs/<id> [--k 10]
+    python -m llmrec_local.augment inspect --out OUT [--users 20] [--failures] [--seed 0]
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from .shard import parse_shard
 if TYPE_CHECKING:
     from ..candidates.config import CandidatesConfig
 
-SUBCOMMANDS = ("merge", "import", "candidates")
+SUBCOMMANDS = ("merge", "import", "candidates", "inspect")
 
 
 def _jobs(text: str) -> list[str]:
@@ -227,12 +228,51 @@ def main_candidates(argv: Sequence[str]) -> int:
     return 0
 
 
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative; give a count >= 0")
+    return value
+
+
+def main_inspect(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m llmrec_local.augment inspect",
+        description="Show what the LLM said, reading only: for a seeded sample of users, the training history beside "
+                    "the candidates (the chosen liked/disliked pair marked, * = items the user interacted with in "
+                    "validation/test), the generated profile and the attributes of the liked and disliked items; "
+                    "then how often the liked (disliked) item is one the user interacted with later, against a "
+                    "random candidate (no labels needed).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--out", required=True, help="a recipe workdir or augment --out folder (holding dataset/, "
+                                                "candidates/, augment/)")
+    p.add_argument("--users", type=_count, default=20, help="users to sample")
+    p.add_argument("--failures", action="store_true", help="also show failed attempts (raw answer and reason) of "
+                                                           "the sampled users and of sampled failed entities")
+    p.add_argument("--seed", type=int, default=0, help="seed of the user sample (same seed, same users)")
+    p.add_argument("--history", type=_count, default=10, help="most recent training titles shown per user")
+    p.add_argument("--json", action="store_true", help="print the structured result as JSON instead of text")
+    args = p.parse_args(argv)
+    from .inspect import inspect_augmentations, render_text, to_results
+
+    result = inspect_augmentations(args.out, users=args.users, seed=args.seed, failures=args.failures,
+                                   history=args.history)
+    if args.json:
+        payload = to_results(result)
+        del payload["text"]
+        print(json.dumps(payload, indent=2, ensure_ascii=False))
+    else:
+        print(render_text(result), end="")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     import sys
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in SUBCOMMANDS:
-        return {"merge": main_merge, "import": main_import, "candidates": main_candidates}[argv[0]](argv[1:])
+        return {"merge": main_merge, "import": main_import, "candidates": main_candidates,
+                "inspect": main_inspect}[argv[0]](argv[1:])
     return main_run(argv)
 
 

@@ -15,6 +15,9 @@ StudyResults (JSON-like dict):
     augment: {job: {"model": {"alias", "backend", "model_id"}, "requests", "valid", "valid_rate", "retries",
                     "failures", "prompt_tokens", "completion_tokens", "requests_per_s", "output_tokens_per_s",
                     "prefix_cache_hit_rate", "wall_s", "usd_at_paper_prices", "distributions": {...}}}
+    inspection: {"agreement": {"users", "liked_rate", "random_rate", ...} | None, "notes": [str], "users": [...],
+                 "text": str (the inspector's side-by-side view)} or {"error": str}
+                 (`llmrec_local.augment.inspect.to_results`)
     environment: {"libraries": {...}, "hardware": {...}}
 Every key may be missing: a report of partial results shows what there is.
 """
@@ -112,6 +115,9 @@ def _tables(results: Mapping[str, Any]) -> list[Table]:
                 top = sorted(dist.items(), key=lambda kv: -kv[1])[:10]
                 tables.append(Table(f"{job}: most frequent {name}", [name, "count"],
                                     [[k, str(v)] for k, v in top], collapsed=True))
+    agree = (results.get("inspection") or {}).get("agreement")
+    if agree:
+        tables.append(_agreement_table(agree))
     stages = results.get("stages") or []
     if stages:
         rows = [[s["stage"], "skipped (done)" if s.get("skipped") else _fmt(s.get("wall_s"), 2),
@@ -122,6 +128,54 @@ def _tables(results: Mapping[str, Any]) -> list[Table]:
         rows = [[k, str(v)] for k, v in {**env.get("hardware", {}), **env.get("libraries", {})}.items()]
         tables.append(Table("Environment", ["item", "value"], rows))
     return tables
+
+
+def _agreement_table(agree: Mapping[str, Any]) -> Table:
+    """The inspector's label-free agreement statistics: how often the LLM's liked (disliked) item is one the user
+    interacted with in validation/test, against a uniform pick among the candidates and a content-blind pick at the
+    LLM's positions."""
+    n, base = agree["users"], agree["random_rate"]
+
+    def row(label: str, rate: float | None, hits: int | None = None, p: float | None = None) -> list[str]:
+        ratio = f"{rate / base:.2f}x" if rate is not None and base else "n/a"
+        return [label, _fmt(rate), f"{hits}/{n}" if hits is not None else "", ratio, _p(p) if p is not None else ""]
+
+    rows = [row("LLM-liked item", agree["liked_rate"], agree["liked_hits"], agree["liked_p_value"]),
+            row("random candidate (exact expectation)", base),
+            row("LLM-disliked item", agree["disliked_rate"], agree["disliked_hits"], agree["disliked_p_value"]),
+            row("content-blind pick at the LLM's liked positions", agree.get("liked_position_matched_rate")),
+            row("content-blind pick at the LLM's disliked positions", agree.get("disliked_position_matched_rate"))]
+    return Table(f"LLM pairs against later interactions ({n} users; no labels needed)",
+                 ["pick", "interacted with later", "hits", "vs random", "p (one-sided)"], rows)
+
+
+def _inspection_markdown(results: Mapping[str, Any]) -> list[str]:
+    """A short section: where the sampled users' view is, the inspector's notes or its error."""
+    found = results.get("inspection")
+    if not found:
+        return []
+    lines = ["## LLM outputs of sampled users", ""]
+    if found.get("error"):
+        return lines + [f"The inspection failed: {found['error']}", ""]
+    lines.append(f"{len(found.get('users') or [])} sampled users (history, candidates, the chosen pair, profile, "
+                 "attributes, failures) are shown side by side in report.html; more with `python -m "
+                 "llmrec_local.augment inspect --out <workdir> --users 20 --failures`. The agreement table above "
+                 "compares the LLM's choices with a random candidate.")
+    notes = found.get("notes") or []
+    return lines + ([""] + [f"- {note}" for note in notes] if notes else []) + [""]
+
+
+def _inspection_html(results: Mapping[str, Any]) -> str:
+    """The inspector's text view in a collapsed section (HTML-escaped: it holds generated text)."""
+    found = results.get("inspection")
+    if not found:
+        return ""
+    if found.get("error"):
+        return f"<h2>LLM outputs of sampled users</h2><p>The inspection failed: {html.escape(found['error'])}</p>"
+    n = len(found.get("users") or [])
+    return (f"<h2>LLM outputs of sampled users</h2><details id='inspection'><summary>Show {n} sampled users side by "
+            "side (history, candidates, chosen pair, profile, attributes, failures)</summary>"
+            f"<pre>{html.escape(found.get('text', ''))}</pre></details>")
 
 
 _INTRO = ("Metrics are full-ranking over all items with training (and validation) items masked; models were "
@@ -142,6 +196,7 @@ def render_markdown(results: Mapping[str, Any]) -> str:
         lines += [f"## {table.title}", "", "| " + " | ".join(table.header) + " |", "|" + "---|" * len(table.header)]
         lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in table.rows]
         lines.append("")
+    lines += _inspection_markdown(results)
     if results.get("resolved_recipe"):
         lines += ["## Resolved recipe", "", "```toml", results["resolved_recipe"].rstrip(), "```", ""]
     return "\n".join(lines)
@@ -219,6 +274,7 @@ def render_html(results: Mapping[str, Any]) -> str:
         parts.append(f"<details><summary>Most frequent generated values ({len(collapsed)} tables)</summary>"
                      + "".join(f"<h3>{html.escape(t.title)}</h3>{_html_table(t)}" for t in collapsed)
                      + "</details>")
+    parts.append(_inspection_html(results))
     if results.get("resolved_recipe"):
         parts.append("<h2>Resolved recipe</h2><details><summary>Show the recipe (TOML, every default spelled out)"
                      f"</summary><pre>{html.escape(results['resolved_recipe'])}</pre></details>")

@@ -33,7 +33,7 @@ from ..artifacts.augmentation import read_records, read_usage
 from ..artifacts.base import COMPLETE_MARKER, hardware_summary, is_complete, library_versions, read_manifest
 from ..artifacts.evaluation import eval_dir, read_metrics
 from ..artifacts.run import read_train_log
-from ..errors import ArtifactError, ConfigError
+from ..errors import ArtifactError, ConfigError, LLMRecError
 from .config import Recipe, RunSpec, resolved_toml
 
 if TYPE_CHECKING:
@@ -154,6 +154,19 @@ def _augment_stats(layout: Layout) -> dict[str, Any]:
             "distributions": _value_counts(path),
         }
     return stats
+
+
+def _inspection(layout: Layout, *, seed: int, users: int = 5) -> dict[str, Any]:
+    """The inspector's view of `users` sampled users with their failures, and the agreement statistics, for the
+    report (`llmrec_local.augment.inspect.to_results`). A diagnostic must not sink a finished study: a project
+    error while inspecting is recorded as ``{"error": message}`` and logged."""
+    from ..augment.inspect import inspect_augmentations, to_results
+
+    try:
+        return to_results(inspect_augmentations(layout.root, users=users, seed=seed, failures=True))
+    except LLMRecError as exc:
+        log.warning("inspection of the augmentations failed: %s", exc)
+        return {"error": str(exc)}
 
 
 def _value_counts(job: Path, top: int = 10) -> dict[str, dict[str, int]]:
@@ -339,6 +352,8 @@ def run_pipeline(recipe: Recipe, *, stages: Sequence[str] = STAGES, force: bool 
                 candidates=layout.candidates if recipe.candidates is not None else None,
                 models_dir=models_dir, base_url=base_url, force=force, progress=progress))
         results["augment"] = _augment_stats(layout)
+        if results["augment"]:
+            results["inspection"] = _inspection(layout, seed=recipe.meta.seeds[0])
 
     embedded: dict[str, Path] = {}
     if recipe.embed is not None:
