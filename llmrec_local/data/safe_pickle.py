@@ -104,8 +104,13 @@ def safe_load(path: str | Path) -> Any:
             ) from exc
 
 
-def load_sparse_matrix(path: str | Path) -> scipy.sparse.csr_matrix:
-    """A pickled (or ``.npz``) scipy sparse matrix from `path`, as CSR; DataError if it holds anything else."""
+def load_sparse_matrix(path: str | Path, max_shape: tuple[int, int] | None = None) -> scipy.sparse.csr_matrix:
+    """A pickled (or ``.npz``) scipy sparse matrix from `path`, as CSR; DataError if it holds anything else.
+
+    A sparse object whose state was crafted or damaged (missing or inconsistent index arrays) is a DataError too, and
+    a shape beyond `max_shape` (what the other files of the dataset imply) is refused before the CSR conversion
+    allocates its per-row index.
+    """
     path = Path(path)
     if path.suffix == ".npz":
         try:
@@ -119,4 +124,21 @@ def load_sparse_matrix(path: str | Path) -> scipy.sparse.csr_matrix:
             f"{path}: expected a pickled scipy sparse matrix, found a {type(obj).__name__}; "
             f"point to LLMRec's train_mat or delete the file"
         )
-    return scipy.sparse.csr_matrix(obj)
+    fix = "re-create the matrix (scipy.sparse.save_npz) or delete the file (train.json is enough)"
+    try:
+        shape = (int(obj.shape[0]), int(obj.shape[1]))
+    except (AttributeError, TypeError, ValueError, IndexError) as exc:
+        raise DataError(f"{path}: holds a {type(obj).__name__} without a valid shape ({type(exc).__name__}: {exc}); "
+                        f"{fix}") from exc
+    if max_shape is not None and (shape[0] > max_shape[0] or shape[1] > max_shape[1]):
+        raise DataError(f"{path}: matrix shape {shape} exceeds the {max_shape} (users, items) that the other files "
+                        f"of the dataset imply; {fix}")
+    try:
+        matrix = scipy.sparse.csr_matrix(obj)
+        matrix.check_format(full_check=True)
+    except (AttributeError, TypeError, ValueError, IndexError) as exc:
+        # A crafted pickle can restore a sparse class with missing or inconsistent arrays (no code ran: only its
+        # state is wrong); scipy then fails with whatever attribute it misses first.
+        raise DataError(f"{path}: holds a {type(obj).__name__} whose contents are inconsistent "
+                        f"({type(exc).__name__}: {exc}); {fix}") from exc
+    return matrix

@@ -6,17 +6,34 @@ checks types itself): the callers map columns by name and cast them where they n
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import polars as pl
 
 from ..errors import DataError
+from .loaders.base import undecodable_error
 
 
 def read_table(path: Path) -> pl.DataFrame:
-    """A parquet, CSV or TSV file as a frame (DataError for other suffixes)."""
-    if path.suffix == ".parquet":
-        return pl.read_parquet(path)
-    if path.suffix in (".csv", ".tsv"):
-        return pl.read_csv(path, separator="\t" if path.suffix == ".tsv" else ",", infer_schema_length=10000)
-    raise DataError(f"{path}: unsupported file type {path.suffix!r}; use .parquet or .csv")
+    """A parquet, CSV or TSV file as a frame (DataError for other suffixes).
+
+    CSV/TSV text must be UTF-8 (a byte-order mark is allowed): bytes that do not decode are a DataError naming the
+    offset, never replaced, as in the dataset loaders; a damaged file is a DataError naming it, not a polars error.
+    """
+    if path.suffix not in (".parquet", ".csv", ".tsv"):
+        raise DataError(f"{path}: unsupported file type {path.suffix!r}; use .parquet or .csv")
+    try:
+        if path.suffix == ".parquet":
+            return pl.read_parquet(path)
+        data = path.read_bytes()
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise undecodable_error(path, data, exc, "UTF-8", "re-save the file as UTF-8 (e.g. in Python: "
+                                    "open(f, encoding='latin-1').read() written back with encoding='utf-8')") from exc
+        return pl.read_csv(io.BytesIO(data), separator="\t" if path.suffix == ".tsv" else ",",
+                           infer_schema_length=10000)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise DataError(f"{path}: cannot read this table ({type(exc).__name__}: {exc}); check it is a complete, "
+                        f"valid {path.suffix.lstrip('.')} file") from exc

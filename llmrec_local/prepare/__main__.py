@@ -42,6 +42,10 @@ _FIELD_FLAGS: dict[str, dict[str, Any]] = {
                               "LLMRec's release, interacted otherwise)"),
     "on_leak": dict(choices=["error", "drop"], help="given split: error (default) or drop val/test pairs that are "
                                                     "also in train or whose user has no training data"),
+    "encoding": dict(help="source text encoding: auto (default; strict UTF-8, latin-1 only for MovieLens .dat and "
+                          "Netflix release files) or a codec name such as latin-1 or cp1252"),
+    "on_bad_rating": dict(choices=["error", "drop"], help="a blank or NaN rating: error (default) or drop the row "
+                                                          "(counted in the summary)"),
     "interactions_file": dict(help="generic: interactions table name (default interactions[.csv|.tsv|.parquet])"),
     "items_file": dict(help="generic: items table name (default items)"),
     "users_file": dict(help="generic: users table name (default users)"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -26,6 +27,12 @@ class PrepareConfig:
         item_catalog: which items get an index: "interacted" (items with a positive interaction after
             filtering), "all" (every item of the item file / feature matrices, even without interactions), "auto"
             ("all" for LLMRec's release, whose feature matrices define the items; "interacted" otherwise).
+        encoding: text encoding of the source files: "auto" (strict UTF-8, a byte-order mark allowed; files whose
+            official release is latin-1, MovieLens' .dat/u.* files and LLMRec's Netflix item_attribute.csv, fall
+            back to latin-1) or a Python codec name used strictly (e.g. "latin-1", "cp1252"). Undecodable bytes are
+            an error, never replaced.
+        on_bad_rating: a blank, NaN or infinite rating in a rated source is an "error" (default), or "drop" the row
+            (counted in the manifest and the summary).
         on_leak: for the "given" split, "error" on a val/test pair that is also in train (or a val/test user without
             training data), or "drop" such val/test pairs (counted in the manifest).
         interactions_file, items_file, users_file: generic tables (a name without suffix matches .csv/.tsv/.parquet).
@@ -44,6 +51,8 @@ class PrepareConfig:
     seed: int = 0
     item_catalog: Literal["auto", "interacted", "all"] = "auto"
     on_leak: Literal["error", "drop"] = "error"
+    encoding: str = "auto"
+    on_bad_rating: Literal["error", "drop"] = "error"
     interactions_file: str = "interactions"
     items_file: str = "items"
     users_file: str = "users"
@@ -75,5 +84,11 @@ class PrepareConfig:
             raise ValueError(f"min_rating must be a finite number or omitted, got {self.min_rating}")
         if self.seed < 0:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
+        if self.encoding != "auto":
+            try:
+                codecs.lookup(self.encoding)
+            except LookupError:
+                raise ValueError(f"encoding {self.encoding!r} is not a known codec; use 'auto' or a Python codec name "
+                                 f"such as 'utf-8', 'latin-1' or 'cp1252'") from None
         if not self.genre_sep:
             raise ValueError("genre_sep must not be empty")

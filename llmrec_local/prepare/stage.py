@@ -1,8 +1,10 @@
 """The ``prepare`` stage: a raw source folder -> the dataset artifact (see :mod:`llmrec_local.artifacts.dataset`).
 
 Pipeline (identical for every source format):
-    load (format loader) -> check ids against the item/user files -> rating threshold (implicit feedback)
-    -> drop duplicate pairs -> k-core -> split (random | leave_one_out | temporal | given) -> leakage checks
+    load (format loader) -> refuse an empty table -> check ids against the item/user files -> bad ratings (blank,
+    NaN: error or counted drop) -> timestamps to seconds (millisecond etc. columns detected) -> drop duplicate pairs
+    (the latest interaction wins) -> rating threshold (implicit feedback) -> k-core
+    -> split (random | leave_one_out | temporal | given) -> leakage checks
     -> contiguous indices (ids sorted numerically when all are integers, else as text) -> write the artifact.
 
 The artifact is written through ``ArtifactWriter`` (staged, then moved into place), so a failure at any step leaves
@@ -36,7 +38,7 @@ from ..artifacts.dataset import (
     write_dataset,
 )
 from ..config import config_hash, to_dict
-from ..data.filters import apply_threshold, deduplicate, has_ratings, k_core
+from ..data.filters import apply_threshold, bad_ratings, deduplicate, has_ratings, k_core, timestamp_unit
 from ..data.loaders import load_source
 from ..data.loaders.base import FEATURE_ROW, RawData, complete_items
 from ..data.split import check_leakage, split_leave_one_out, split_random, split_sizes, split_temporal
@@ -89,6 +91,46 @@ def _check_known(raw: RawData, config: PrepareConfig) -> None:
             )
 
 
+def _check_ratings(
+    df: pl.DataFrame, raw: RawData, config: PrepareConfig, notes: list[str]
+) -> tuple[pl.DataFrame, int]:
+    """`df` without rows whose rating is blank, NaN or infinite, and how many were dropped: an error naming the
+    file, the count and an example row unless ``on_bad_rating`` is "drop" (then counted and noted)."""
+    bad = bad_ratings(df)
+    n_bad = int(bad.sum())
+    if not n_bad:
+        return df, 0
+    if config.on_bad_rating == "drop":
+        notes.append(f"{n_bad:,} interaction(s) with a blank, NaN or infinite rating dropped (on_bad_rating='drop')")
+        return df.filter(~bad), n_bad
+    row = int(bad.arg_true()[0])
+    example = df.row(row, named=True)
+    raise DataError(
+        f"{raw.files.get('interactions', config.source)}: {n_bad:,} interaction(s) have a blank, NaN or infinite "
+        f"rating, e.g. data row {row + 1} (user {example[USER_ID]!r}, item {example[ITEM_ID]!r}, rating "
+        f"{example[RATING]!r}); fix or remove those rows, or pass --on-bad-rating drop (recipe key "
+        f"prepare.on_bad_rating = \"drop\") to drop them (the count is recorded)"
+    )
+
+
+def _timestamps_in_seconds(df: pl.DataFrame, raw: RawData, config: PrepareConfig, notes: list[str]) -> pl.DataFrame:
+    """`df` with timestamps in unix seconds: a column in milliseconds (micro-, nanoseconds), told apart by its
+    magnitude, is divided down and noted; a column mixing units is a DataError naming a value of each."""
+    unit, divisor, mixed = timestamp_unit(df)
+    where = raw.files.get("interactions", config.source)
+    if mixed is not None:
+        raise DataError(
+            f"{where}: the timestamps mix units: {mixed[0]} reads as unix seconds but {mixed[1]} only as {unit}; "
+            f"write every timestamp in one unit (unix seconds, or all in milliseconds)"
+        )
+    if divisor == 1:
+        return df
+    largest = df[TIMESTAMP].abs().max()
+    notes.append(f"timestamps are in {unit} (largest {largest:,} > 1e11, beyond any date in seconds): divided by "
+                 f"{divisor:,} to unix seconds")
+    return df.with_columns(pl.col(TIMESTAMP).floordiv(divisor))
+
+
 def _split(df: pl.DataFrame, raw: RawData, config: PrepareConfig, notes: list[str]) -> tuple[pl.DataFrame, dict]:
     source = str(raw.files.get("interactions", config.source))
     if config.split == "given":
@@ -122,18 +164,27 @@ def build(raw: RawData, config: PrepareConfig) -> Prepared:
     items follow ``config.item_catalog``.
     """
     notes = list(raw.notes)
+    if raw.interactions.is_empty():
+        raise DataError(
+            f"{raw.files.get('interactions', config.source)}: the interactions table has no rows (a header without "
+            f"data, a 0-row parquet, or only empty lists); put the interactions in it, or point prepare at the file "
+            f"that holds them"
+        )
     _check_known(raw, config)
     df = raw.interactions
     raw_counts = _counts(df)
     raw_counts["catalog_items"] = len(raw.items) if raw.items is not None else raw_counts["items"]
     counts: dict[str, Any] = {"raw": raw_counts}
+    df, counts["bad_ratings_dropped"] = _check_ratings(df, raw, config, notes)
+    df = _timestamps_in_seconds(df, raw, config, notes)
     rated = has_ratings(df)
     if not rated:
         notes.append("no ratings: every interaction is a positive (min_rating ignored)")
-    df = apply_threshold(df, config.min_rating)
-    counts["after_threshold"] = _counts(df)
+    # Duplicates go first so that the latest interaction of a pair is the one the threshold judges.
     df = deduplicate(df)
     counts["after_dedup"] = _counts(df)
+    df = apply_threshold(df, config.min_rating)
+    counts["after_threshold"] = _counts(df)
     df, rounds = k_core(df, config.user_min, config.item_min)
     counts["after_kcore"] = {**_counts(df), "rounds": rounds}
     if df.is_empty():
@@ -212,9 +263,11 @@ def format_summary(manifest: dict[str, Any]) -> str:
         f"| raw (before filtering) | {raw['users']:,} | {raw['items']:,} {'rated' if c.get('had_ratings') else 'used'} "
         f"of {raw['catalog_items']:,} | {raw['interactions']:,} |",
     ]
+    if c.get("bad_ratings_dropped"):
+        lines.append(f"| blank/NaN ratings dropped | | | -{c['bad_ratings_dropped']:,} |")
     thr = manifest["config"]["min_rating"] if c.get("had_ratings") else None
-    for key, label in (("after_threshold", f"rating >= {thr}" if thr is not None else "no threshold"),
-                       ("after_dedup", "duplicates removed"),
+    for key, label in (("after_dedup", "duplicates removed (latest kept)"),
+                       ("after_threshold", f"rating >= {thr}" if thr is not None else "no threshold"),
                        ("after_kcore", f"k-core (users >= {manifest['config']['user_min']}, items >= "
                                        f"{manifest['config']['item_min']})")):
         s = c[key]

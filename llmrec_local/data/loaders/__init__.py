@@ -53,7 +53,7 @@ def load_source(config: "PrepareConfig") -> RawData:
     if not Path(config.source).exists():
         raise DataError(f"{config.source}: dataset path does not exist; check the path (prepare's source)")
     if fmt == "llmrec":
-        return load_llmrec(Path(config.source))
+        return load_llmrec(Path(config.source), config.encoding)
     if fmt == "movielens":
-        return load_movielens(Path(config.source))
+        return load_movielens(Path(config.source), config.encoding)
     return load_generic(config)

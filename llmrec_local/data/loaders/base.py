@@ -76,25 +76,66 @@ def require_file(path: Path, what: str, fix: str) -> Path:
     return path
 
 
-def decode_text(path: Path) -> str:
-    """File text as UTF-8, falling back to latin-1 (older MovieLens and Netflix files are latin-1)."""
-    data = path.read_bytes()
+def undecodable_error(path: Path, data: bytes, exc: UnicodeDecodeError, encoding: str, fix: str) -> DataError:
+    """The DataError for bytes of `path` that `encoding` cannot decode: byte offset, line, the bytes, and `fix`."""
+    line = data.count(b"\n", 0, exc.start) + 1
+    return DataError(
+        f"{path}: byte {data[exc.start:exc.end]!r} at offset {exc.start} (line {line}) is not valid {encoding}; "
+        f"{fix}"
+    )
+
+
+def decode_bytes(path: Path, data: bytes, encoding: str = "auto", *, latin1_release: bool = False) -> str:
+    """`data` (the bytes of `path`) as text, by the one encoding rule of every loader; nothing is ever replaced.
+
+    ``"auto"``: strict UTF-8 (a leading byte-order mark is dropped); only for formats whose official releases are
+    latin-1 (`latin1_release`: MovieLens ``.dat``/``u.*`` files, LLMRec's Netflix ``item_attribute.csv``) does a
+    file that is not UTF-8 fall back to latin-1. Any other name is a codec used strictly. Undecodable bytes are a
+    DataError naming the file, the byte offset and line, and the ``--encoding`` fix.
+    """
+    codec = "utf-8-sig" if encoding == "auto" else encoding
     try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")
+        return data.decode(codec)
+    except UnicodeDecodeError as exc:
+        if encoding == "auto" and latin1_release:
+            return data.decode("latin-1")  # every byte is a latin-1 character: this cannot fail
+        shown = "UTF-8" if encoding == "auto" else encoding
+        raise undecodable_error(
+            path, data, exc, shown, "set the file's encoding with --encoding (recipe key prepare.encoding), e.g. "
+            "--encoding latin-1 for a file saved by older Windows or Excel, or re-save the file as UTF-8") from exc
+
+
+def read_text(path: Path, encoding: str = "auto", *, latin1_release: bool = False) -> str:
+    """The text of `path` by :func:`decode_bytes`'s rule."""
+    return decode_bytes(path, path.read_bytes(), encoding, latin1_release=latin1_release)
+
+
+def utf8_bytes(path: Path, encoding: str = "auto", *, latin1_release: bool = False) -> bytes:
+    """The bytes of `path` as UTF-8 for polars, decoded by :func:`decode_bytes`'s rule.
+
+    A file that already is UTF-8 is passed on as read (polars skips a byte-order mark), so the common case costs one
+    validation pass and no copy.
+    """
+    data = path.read_bytes()
+    if encoding == "auto":
+        try:
+            data.decode("utf-8")
+            return data
+        except UnicodeDecodeError:
+            pass
+    return decode_bytes(path, data, encoding, latin1_release=latin1_release).encode("utf-8")
 
 
 def read_separated(
     path: Path, separator: str, columns: list[str], *, schema: dict[str, pl.DataType] | None = None,
-    latin1: bool = False,
+    encoding: str = "auto", latin1_release: bool = False,
 ) -> pl.DataFrame:
     """A header-less, quote-free separated file (MovieLens ``::``, ``|`` or tab) as a DataFrame of `columns`.
 
-    Multi-character separators are rewritten to the unit separator byte first (polars needs one byte); files that
-    are not UTF-8 are decoded as latin-1 when `latin1` is set.
+    Multi-character separators are rewritten to the unit separator byte first (polars needs one byte); the text is
+    decoded by :func:`decode_bytes` (`latin1_release`: this file's official release is latin-1).
     """
-    raw = decode_text(path).encode("utf-8") if latin1 else path.read_bytes()
+    raw = utf8_bytes(path, encoding, latin1_release=latin1_release)
     if len(separator) > 1:
         raw = raw.replace(separator.encode(), b"\x1f")
         separator = "\x1f"

@@ -4,7 +4,7 @@ Layout (names configurable through ``PrepareConfig``; a bare name like ``interac
 and ``.parquet``):
 
 - interactions: user and item id columns (any type, read as strings), optional rating (number) and timestamp (unix
-  seconds, or a date/datetime that polars can parse);
+  seconds, or a date/datetime that polars can parse; millisecond columns are detected by the prepare stage);
 - items (optional): the item id column, optional title, year, genres ("A|B" strings or a list column), image path
   (relative paths are resolved against the items file's folder), and any other columns as text;
 - users (optional): the user id column plus attribute columns (``age`` becomes Int32, others keep their type).
@@ -14,6 +14,7 @@ and ``.parquet``):
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,7 +32,7 @@ from ...artifacts.dataset import (
 )
 from ...errors import DataError
 from ..checks import cast_column, check_not_null, check_unique, require_columns
-from .base import RawData, canonical_interactions, complete_items, split_genres
+from .base import RawData, canonical_interactions, complete_items, split_genres, utf8_bytes
 
 if TYPE_CHECKING:
     from ...prepare.config import PrepareConfig
@@ -51,13 +52,19 @@ def find_table(folder: Path, name: str) -> Path | None:
     return None
 
 
-def read_table(path: Path) -> pl.DataFrame:
-    """A CSV/TSV file with every column as String (types are checked later, with clear errors), or a parquet file."""
+def read_table(path: Path, encoding: str = "auto") -> pl.DataFrame:
+    """A CSV/TSV file with every column as String (types are checked later, with clear errors), or a parquet file.
+
+    Text is decoded by :func:`~.base.decode_bytes` without a latin-1 fallback (generic tables have no release
+    encoding to assume): bytes that do not decode are an error, never replaced, so that ``josé`` and ``josè`` stay two
+    users.
+    """
     try:
         if path.suffix == ".parquet":
             return pl.read_parquet(path)
         return pl.read_csv(
-            path, separator="\t" if path.suffix == ".tsv" else ",", infer_schema=False, encoding="utf8-lossy",
+            io.BytesIO(utf8_bytes(path, encoding)), separator="\t" if path.suffix == ".tsv" else ",",
+            infer_schema=False,
         )
     except (pl.exceptions.ComputeError, pl.exceptions.PolarsError, OSError) as exc:
         raise DataError(f"{path}: cannot read this table ({exc}); check it is valid CSV/TSV/parquet") from exc
@@ -73,6 +80,14 @@ def _timestamps(df: pl.DataFrame, column: str, file: Path) -> pl.DataFrame:
         if as_int.is_null().sum() == df[column].is_null().sum():
             return cast_column(df, column, pl.Int64(), file=file, fix="timestamps must be unix seconds or dates")
         parsed = df[column].str.strip_chars().str.to_datetime(strict=False, time_unit="us")
+        numbers = df[column].filter(as_int.is_not_null())
+        if len(numbers) and parsed.null_count() < len(parsed):
+            dates = df[column].filter(parsed.is_not_null())
+            raise DataError(
+                f"{file}: column {column!r} mixes unix timestamps (e.g. {numbers[0]!r}, {len(numbers)} row(s)) and "
+                f"dates (e.g. {dates[0]!r}, {len(dates)} row(s)); write every value in one form (all unix seconds "
+                f"or all dates)"
+            )
         bad = df[column].filter(parsed.is_null() & df[column].is_not_null())
         if len(bad):
             raise DataError(
@@ -84,7 +99,7 @@ def _timestamps(df: pl.DataFrame, column: str, file: Path) -> pl.DataFrame:
 
 
 def _load_interactions(path: Path, config: "PrepareConfig") -> pl.DataFrame:
-    df = read_table(path)
+    df = read_table(path, config.encoding)
     fix = "name the columns with --user-col/--item-col (recipe keys user_col, item_col)"
     require_columns(df, [config.user_col, config.item_col], file=path, fix=fix)
     for col in (config.user_col, config.item_col):
@@ -92,6 +107,12 @@ def _load_interactions(path: Path, config: "PrepareConfig") -> pl.DataFrame:
     out = {USER_ID: df[config.user_col].cast(pl.String), ITEM_ID: df[config.item_col].cast(pl.String)}
     if config.rating_col in df.columns:
         df = cast_column(df, config.rating_col, pl.Float64(), file=path, fix="ratings must be numbers")
+        if len(df) and df[config.rating_col].null_count() == len(df):
+            # Every cell blank would otherwise read as "no ratings" and make every row a positive.
+            raise DataError(
+                f"{path}: column {config.rating_col!r} is empty in every row; fill in the ratings, or remove the "
+                f"column (or set rating_col to another name) to treat every interaction as a positive"
+            )
         out[RATING] = df[config.rating_col]
     if config.timestamp_col in df.columns:
         df = _timestamps(df, config.timestamp_col, path)
@@ -100,9 +121,11 @@ def _load_interactions(path: Path, config: "PrepareConfig") -> pl.DataFrame:
 
 
 def _load_items(path: Path, config: "PrepareConfig", notes: list[str]) -> pl.DataFrame:
-    df = read_table(path)
+    df = read_table(path, config.encoding)
     require_columns(df, [config.item_col], file=path, fix="the items table needs the same item id column as the "
                     "interactions (item_col)")
+    if df.is_empty():
+        raise DataError(f"{path}: the items table has no rows; fill it or remove the file (items are optional)")
     check_not_null(df, config.item_col, file=path, fix="every item row needs an id")
     df = df.with_columns(pl.col(config.item_col).cast(pl.String))
     check_unique(df, config.item_col, file=path, fix="each item must appear once; merge or remove the duplicate rows")
@@ -141,7 +164,7 @@ def _resolve_images(df: pl.DataFrame, base: Path, file: Path, notes: list[str]) 
 
 
 def _load_users(path: Path, config: "PrepareConfig") -> pl.DataFrame:
-    df = read_table(path)
+    df = read_table(path, config.encoding)
     require_columns(df, [config.user_col], file=path, fix="the users table needs the same user id column as the "
                     "interactions (user_col)")
     if df.is_empty():

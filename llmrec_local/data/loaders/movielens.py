@@ -17,6 +17,7 @@ aggregated per movie into a ``tags`` text column (distinct tags, most frequent f
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -91,23 +92,24 @@ def _items_common(items: pl.DataFrame, file: Path) -> pl.DataFrame:
     return split_title_year(items)
 
 
-def _load_100k(folder: Path) -> RawData:
+def _load_100k(folder: Path, encoding: str) -> RawData:
     fix = "download ml-100k again (https://grouplens.org/datasets/movielens/100k/)"
+    latin1: dict[str, Any] = {"encoding": encoding, "latin1_release": True}  # GroupLens ships ml-100k in latin-1
     data = require_file(folder / "u.data", "ratings: user, item, rating, timestamp", fix)
     item_file = require_file(folder / "u.item", "movies: id|title|release date|...|19 genre flags", fix)
     ratings = read_separated(data, "\t", [USER_ID, ITEM_ID, RATING, TIMESTAMP],
                              schema={USER_ID: pl.String, ITEM_ID: pl.String, RATING: pl.String,
-                                     TIMESTAMP: pl.String})
+                                     TIMESTAMP: pl.String}, **latin1)
     genre_names = list(ML100K_GENRES)
     files = {"interactions": data, "items": item_file}
     if (genre_file := folder / "u.genre").is_file():
-        table = read_separated(genre_file, "|", ["name", "index"], latin1=True).drop_nulls()
+        table = read_separated(genre_file, "|", ["name", "index"], **latin1).drop_nulls()
         genre_names = [name for name, _ in sorted(zip(table["name"], table["index"].cast(pl.Int64)),
                                                   key=lambda t: t[1])]
         files["genres"] = genre_file
     flag_cols = [f"_g{k}" for k in range(len(genre_names))]
     columns = [ITEM_ID, TITLE, "release_date", "video_release_date", "imdb_url", *flag_cols]
-    raw_items = read_separated(item_file, "|", columns, schema={c: pl.String for c in columns}, latin1=True)
+    raw_items = read_separated(item_file, "|", columns, schema={c: pl.String for c in columns}, **latin1)
     genres = pl.concat_list([
         pl.when(pl.col(flag) == "1").then(pl.lit(name)) for flag, name in zip(flag_cols, genre_names)
         if name != "unknown"  # a missing-data marker in ml-100k, not a genre
@@ -120,7 +122,7 @@ def _load_100k(folder: Path) -> RawData:
     users = None
     if (user_file := folder / "u.user").is_file():
         cols = [USER_ID, "age", "gender", "occupation", "zip_code"]
-        users = read_separated(user_file, "|", cols, schema={c: pl.String for c in cols}, latin1=True)
+        users = read_separated(user_file, "|", cols, schema={c: pl.String for c in cols}, **latin1)
         users = cast_column(users, "age", pl.Int32(), file=user_file, fix=_FIX)
         users = users.with_columns(pl.col("gender").replace(_GENDERS))
         check_unique(users, USER_ID, file=user_file, fix="each user must appear once")
@@ -129,27 +131,28 @@ def _load_100k(folder: Path) -> RawData:
                    user_column="user id (u.data column 1)", item_column="item id (u.data column 2)")
 
 
-def _load_dat(folder: Path, variant: str) -> RawData:
+def _load_dat(folder: Path, variant: str, encoding: str) -> RawData:
     fix = f"download {variant} again from https://grouplens.org/datasets/movielens/"
+    latin1: dict[str, Any] = {"encoding": encoding, "latin1_release": True}  # the .dat release files are latin-1
     data = require_file(folder / "ratings.dat", "UserID::MovieID::Rating::Timestamp", fix)
     movie_file = require_file(folder / "movies.dat", "MovieID::Title::Genres", fix)
     ratings = read_separated(data, "::", [USER_ID, ITEM_ID, RATING, TIMESTAMP],
                              schema={USER_ID: pl.String, ITEM_ID: pl.String, RATING: pl.String,
-                                     TIMESTAMP: pl.String})
+                                     TIMESTAMP: pl.String}, **latin1)
     movies = read_separated(movie_file, "::", [ITEM_ID, TITLE, GENRES],
-                            schema={ITEM_ID: pl.String, TITLE: pl.String, GENRES: pl.String}, latin1=True)
+                            schema={ITEM_ID: pl.String, TITLE: pl.String, GENRES: pl.String}, **latin1)
     items = _items_common(movies.with_columns(split_genres(pl.col(GENRES))), movie_file)
     files = {"interactions": data, "items": movie_file}
     if (tag_file := folder / "tags.dat").is_file():
         tags = read_separated(tag_file, "::", [USER_ID, ITEM_ID, "tag", TIMESTAMP],
                               schema={USER_ID: pl.String, ITEM_ID: pl.String, "tag": pl.String,
-                                      TIMESTAMP: pl.String}, latin1=True)
+                                      TIMESTAMP: pl.String}, **latin1)
         items = items.join(_aggregate_tags(tags), on=ITEM_ID, how="left")
         files["tags"] = tag_file
     users = None
     if (user_file := folder / "users.dat").is_file():
         cols = [USER_ID, "gender", "age", "occupation", "zip_code"]
-        users = read_separated(user_file, "::", cols, schema={c: pl.String for c in cols})
+        users = read_separated(user_file, "::", cols, schema={c: pl.String for c in cols}, **latin1)
         users = cast_column(users, "age", pl.Int32(), file=user_file, fix=_FIX)
         users = cast_column(users, "occupation", pl.Int64(), file=user_file, fix=_FIX)
         users = users.with_columns(
@@ -164,23 +167,23 @@ def _load_dat(folder: Path, variant: str) -> RawData:
                    variant=variant, user_column="UserID", item_column="MovieID")
 
 
-def _load_csv(folder: Path, variant: str) -> RawData:
+def _load_csv(folder: Path, variant: str, encoding: str) -> RawData:
     ratings_file, movies_file = folder / "ratings.csv", folder / "movies.csv"
-    ratings = read_table(ratings_file)
+    ratings = read_table(ratings_file, encoding)
     require_columns(ratings, ["userId", "movieId", "rating", "timestamp"], file=ratings_file, fix=_FIX)
     ratings = ratings.rename({"userId": USER_ID, "movieId": ITEM_ID})
-    movies = read_table(movies_file)
+    movies = read_table(movies_file, encoding)
     require_columns(movies, ["movieId", "title", "genres"], file=movies_file, fix=_FIX)
     items = movies.select(pl.col("movieId").alias(ITEM_ID), TITLE, split_genres(pl.col("genres")).alias(GENRES))
     items = _items_common(items, movies_file)
     files = {"interactions": ratings_file, "items": movies_file}
     if (tag_file := folder / "tags.csv").is_file():
-        tags = read_table(tag_file)
+        tags = read_table(tag_file, encoding)
         require_columns(tags, ["movieId", "tag"], file=tag_file, fix=_FIX)
         items = items.join(_aggregate_tags(tags.rename({"movieId": ITEM_ID})), on=ITEM_ID, how="left")
         files["tags"] = tag_file
     if (link_file := folder / "links.csv").is_file():
-        links = read_table(link_file)
+        links = read_table(link_file, encoding)
         require_columns(links, ["movieId", "imdbId", "tmdbId"], file=link_file, fix=_FIX)
         links = links.select(pl.col("movieId").alias(ITEM_ID), pl.col("imdbId").alias("imdb_id"),
                              pl.col("tmdbId").alias("tmdb_id"))
@@ -193,8 +196,12 @@ def _load_csv(folder: Path, variant: str) -> RawData:
     return raw
 
 
-def load_movielens(folder: Path) -> RawData:
-    """Load the MovieLens release in `folder` (variant detected from its files)."""
+def load_movielens(folder: Path, encoding: str = "auto") -> RawData:
+    """Load the MovieLens release in `folder` (variant detected from its files).
+
+    `encoding` follows :func:`~.base.decode_bytes`: with "auto", the ml-100k/ml-1m/ml-10m files (latin-1 in
+    GroupLens' releases) fall back to latin-1 and the CSV releases (UTF-8) must be UTF-8.
+    """
     variant = detect_movielens(folder)
     if variant is None:
         raise DataError(
@@ -202,7 +209,7 @@ def load_movielens(folder: Path) -> RawData:
             f"the folder that holds them (e.g. ml-10m's ml-10M100K/)"
         )
     if variant == "ml-100k":
-        return _load_100k(folder)
+        return _load_100k(folder, encoding)
     if variant in ("ml-1m", "ml-10m"):
-        return _load_dat(folder, variant)
-    return _load_csv(folder, variant)
+        return _load_dat(folder, variant, encoding)
+    return _load_csv(folder, variant, encoding)
