@@ -10,7 +10,9 @@ Endpoints (JSON in and out):
 
 Every item in an answer carries ``item_id, title, year, genres, score``, best first. Bad input never reaches the
 ranking code: unknown ids, K out of range and malformed bodies are answered with 4xx and ``{"detail": message}``
-naming the bad value (404 for an unknown user in the path, 422 otherwise). Handlers are plain functions, so FastAPI
+naming the bad value (404 for an unknown user in the path, 422 otherwise). A body larger than
+``limits.max_body_bytes`` is answered with 413 before anything parses it, whether it declares its size
+(Content-Length) or arrives chunked (`BodySizeLimit`). Handlers are plain functions, so FastAPI
 runs them in its thread pool and a ranking in progress does not block the event loop.
 """
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +54,76 @@ class FoldInRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     items: list[ExternalId] = Field(min_length=1, description="external item ids the new user liked")
     k: StrictInt = Field(10, description="items to return")
+
+
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+class BodySizeLimit:
+    """ASGI middleware: answer 413 to a request body larger than `max_bytes`, before the app (and its JSON parser)
+    sees any of it.
+
+    A declared Content-Length above the limit is refused at once, without reading the body; otherwise the body is
+    counted as it arrives (chunked bodies declare no size) and refused as soon as the count passes the limit, so at
+    most `max_bytes` (plus one chunk) are ever held. An accepted body is handed to the app in one message.
+    """
+
+    def __init__(self, app: Callable[..., Awaitable[None]], max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None:
+            if not declared.strip().isdigit():
+                await _refuse(send, 400, f"Content-Length {declared[:40].decode(errors='replace')!r} is not a "
+                                         "number of bytes; send a valid Content-Length or none (chunked)")
+                return
+            if int(declared) > self.max_bytes:
+                await _refuse(send, 413, f"request body of {int(declared)} bytes is larger than the limit of "
+                                         f"{self.max_bytes} bytes (max_body_bytes); send fewer users or items per "
+                                         "request, or start the server with a larger --max-body-bytes")
+                return
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away: nothing to answer
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await _refuse(send, 413, f"request body is larger than the limit of {self.max_bytes} bytes "
+                                         f"(max_body_bytes; {size} bytes received so far); send fewer users or "
+                                         "items per request, or start the server with a larger --max-body-bytes")
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()  # after the body: wait for the disconnect, as the app expects
+
+        await self.app(scope, replay, send)
+
+
+async def _refuse(send: Send, status: int, detail: str) -> None:
+    """Send ``{"detail": ...}`` with `status` and close the connection (the unread rest of the body is dropped)."""
+    body = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _items(recs: list[Recommendation]) -> list[dict[str, Any]]:
@@ -114,6 +187,7 @@ def create_app(run_dir: str | Path, dataset_dir: str | Path | None = None, *,
                   description=f"top-K recommendations from run {rec.run_dir.name}", version="1",
                   docs_url=None, redoc_url=None)
     app.state.recommender = rec
+    app.add_middleware(BodySizeLimit, max_bytes=rec.limits.max_body_bytes)
 
     @app.exception_handler(ServingInputError)
     async def _input_error(request: Request, exc: ServingInputError) -> JSONResponse:

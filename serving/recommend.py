@@ -259,6 +259,6 @@ class RunRecommender:
                 "split": self.metrics.get("split"), "protocol": self.metrics.get("protocol"),
                 **(self.metrics.get("metrics") or {})},
             "limits": {"max_k": min(self.limits.max_k, self.n_items), "max_batch": self.limits.max_batch,
-                       "max_history": self.limits.max_history},
+                       "max_history": self.limits.max_history, "max_body_bytes": self.limits.max_body_bytes},
             "seen_excluded": ["train", "val"], "fold_in_rule": FOLD_IN_RULE,
         }

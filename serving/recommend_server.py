@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-k", type=int, default=100, help="largest K a request may ask for (default 100)")
     parser.add_argument("--max-batch", type=int, default=256, help="users per batch request (default 256)")
     parser.add_argument("--max-history", type=int, default=500, help="items per fold-in history (default 500)")
+    parser.add_argument("--max-body-bytes", type=int, default=1 << 20,
+                        help="largest request body in bytes; larger ones get 413 before parsing (default 1048576)")
     parser.add_argument("--no-access-log", action="store_true", help="do not log every request (load tests)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
@@ -52,7 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port} is not a valid port (0-65535)")
     try:
-        limits = ServingLimits(max_k=args.max_k, max_batch=args.max_batch, max_history=args.max_history)
+        limits = ServingLimits(max_k=args.max_k, max_batch=args.max_batch, max_history=args.max_history,
+                               max_body_bytes=args.max_body_bytes)
     except ValueError as exc:
         raise ConfigError(f"bad serving limit: {exc}") from exc
     app = create_app(args.run, args.data, limits=limits)

@@ -38,6 +38,15 @@ def _jobs(text: str) -> list[str]:
     return jobs
 
 
+class RefuseApiKey(argparse.Action):
+    """``--api-key``: always an error that does not repeat the value (which is already visible in ``ps``)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        parser.error("--api-key is not accepted: a key on the command line is visible to every user in `ps`; "
+                     "export it as LLMREC_API_KEY (or the variable named by --api-key-env) and drop the flag")
+
+
 def run_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m llmrec_local.augment",
@@ -75,6 +84,19 @@ def run_parser() -> argparse.ArgumentParser:
                    help="fail the job when more entities than this fraction end without a valid record "
                         "[default: 0.05]")
     p.add_argument("--seed", type=int, help="base seed of the per-request seeds [default: 0]")
+    # The API key itself has no flag on purpose: argv is visible to every user in `ps`. `--api-key` is declared
+    # only to refuse it (else argparse would take it as an abbreviation of --api-key-env).
+    p.add_argument("--api-key", nargs="?", action=RefuseApiKey, help=argparse.SUPPRESS)
+    p.add_argument("--api-key-env", metavar="NAME",
+                   help="--backend openai: NAME of the environment variable holding the server's API key (never "
+                        "the key itself) [default: LLMREC_API_KEY]")
+    p.add_argument("--request-timeout", type=float, metavar="SECONDS",
+                   help="--backend openai: per-request timeout, in (0, 3600] [default: 120]")
+    p.add_argument("--request-retries", type=int, metavar="N",
+                   help="--backend openai: retries after a timeout, refused connection or 408/429/5xx, in [0, 10]; "
+                        "a hung server costs at most timeout x (N + 1) plus backoff [default: 3]")
+    p.add_argument("--concurrency", type=int, metavar="N",
+                   help="--backend openai: requests in flight at once, in [1, 1024] [default: 16]")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any [augment] setting, e.g. --set pairs.temperature=0.8 (repeatable)")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and its hash, run nothing")
@@ -90,7 +112,9 @@ def build_config(args: argparse.Namespace) -> AugmentConfig:
         data = dict(load_toml(args.recipe).get("augment", {}))
     flags = {"model": args.model, "backend": args.backend, "max_requests": args.max_requests,
              "batch_size": args.batch_size, "max_retries": args.max_retries,
-             "max_failure_rate": args.max_failure_rate, "seed": args.seed}
+             "max_failure_rate": args.max_failure_rate, "seed": args.seed, "api_key_env": args.api_key_env,
+             "request_timeout_s": args.request_timeout, "request_retries": args.request_retries,
+             "concurrency": args.concurrency}
     data.update({k: v for k, v in flags.items() if v is not None})
     if args.jobs:
         data["jobs"] = args.jobs

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from ..config import from_mapping
 from ..errors import ConfigError
+from ..llm.openai_backend import DEFAULT_API_KEY_ENV, check_env_name
 
 #: The three LLM jobs, in the order the runner executes them.
 JOB_NAMES: tuple[str, ...] = ("pairs", "attributes", "profiles")
@@ -80,6 +81,15 @@ class AugmentConfig:
         max_requests: when set, each job handles only its first N entities (users/items) of this shard, in
             index order: a deterministic subset for quick runs. Retries come on top.
         shard_index, shard_count: this process handles the entities with ``index % shard_count == shard_index``.
+        api_key_env: NAME of the environment variable holding the API key of an OpenAI-compatible server
+            (``backend = "openai"``); the key itself is never read from a recipe or a command line.
+        request_timeout_s: per-request timeout of the HTTP backend, in (0, 3600] seconds.
+        request_retries: HTTP retries of a request after a timeout, a refused connection or 408/429/5xx, in [0, 10];
+            a hung server costs at most request_timeout_s x (request_retries + 1) plus the backoff.
+        request_backoff_s: first retry delay in [0, 60] seconds, doubled per retry (capped at 8 s).
+        concurrency: HTTP requests in flight at once, in [1, 1024] (the server batches them).
+        The four transport settings change how answers are fetched, not what they are, so they are not part of
+        any artifact's identity.
     """
 
     model: str = "qwen2-7b"
@@ -101,6 +111,11 @@ class AugmentConfig:
     max_requests: int | None = None
     shard_index: int = 0
     shard_count: int = 1
+    api_key_env: str = DEFAULT_API_KEY_ENV
+    request_timeout_s: float = 120.0
+    request_retries: int = 3
+    request_backoff_s: float = 0.5
+    concurrency: int = 16
 
     def __post_init__(self) -> None:
         unknown = [j for j in self.jobs if j not in JOB_NAMES]
@@ -127,6 +142,24 @@ class AugmentConfig:
             raise ValueError(f"max_requests must be >= 1 when set, got {self.max_requests}")
         if not 0 <= self.shard_index < self.shard_count:
             raise ValueError(f"shard must satisfy 0 <= index < count, got {self.shard_index}/{self.shard_count}")
+        try:
+            check_env_name(self.api_key_env)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        for name, low, high in (("request_timeout_s", 0.0, 3600.0), ("request_retries", 0, 10),
+                                ("request_backoff_s", 0.0, 60.0), ("concurrency", 1, 1024)):
+            value = getattr(self, name)
+            low_ok = value > low if name == "request_timeout_s" else value >= low
+            if not (low_ok and value <= high):
+                bounds = f"({low:g}, {high:g}]" if name == "request_timeout_s" else f"[{low:g}, {high:g}]"
+                raise ValueError(f"{name}={value} is out of range; choose a value in {bounds}")
+
+    def http_options(self) -> dict[str, Any]:
+        """The HTTP backend's transport settings (names of `OpenAIBackend`'s arguments); the key stays in the
+        environment, only its variable's name travels."""
+        return {"api_key_env": self.api_key_env, "timeout_s": self.request_timeout_s,
+                "max_retries": self.request_retries, "backoff_s": self.request_backoff_s,
+                "concurrency": self.concurrency}
 
     def sampling_for(self, job: str) -> JobSampling:
         return {"pairs": self.pairs, "attributes": self.attributes, "profiles": self.profiles}[job]
@@ -136,9 +169,18 @@ class AugmentConfig:
 MOVED_KEYS = {"k": "candidates.k", "base_epochs": "candidates.epochs"}
 
 
+#: Keys that would hold a secret: refused without echoing their value (recipes are shared, printed and hashed).
+SECRET_KEYS = ("api_key", "key", "token", "api_token")
+
+
 def augment_config(table: Mapping[str, Any], where: str = "augment") -> AugmentConfig:
     """An `AugmentConfig` from an ``[augment]`` table; a key that moved to another table is a ConfigError naming
-    its new place."""
+    its new place, and a key holding a secret is a ConfigError that does not repeat it."""
+    for key in SECRET_KEYS:
+        if key in table:
+            raise ConfigError(f"{where}.{key}: an API key is never read from a recipe or a command line (both are "
+                              f"shared, logged or visible in `ps`); export it in the environment variable named by "
+                              f"{where}.api_key_env (default {DEFAULT_API_KEY_ENV}) and remove {where}.{key}")
     for key, new in MOVED_KEYS.items():
         if key in table:
             raise ConfigError(f"{where}.{key} moved to {new}: the candidates stage owns the candidate lists "

@@ -292,6 +292,17 @@ def _summary(job: Job, model_id: str, config: AugmentConfig, counts: dict[str, A
     return "\n".join(lines)
 
 
+def _backend_error_quotes(failures: Sequence[dict[str, Any]], limit: int = 3) -> str:
+    """``; backend errors: "HTTP 401 ...", "..."``: the first `limit` distinct errors the backend reported, in order,
+    so that the cause (a refused key, a bad schema) is in the message and not only in failures.parquet."""
+    distinct = list(dict.fromkeys(f["detail"] for f in failures if f["reason"] == str(Reason.BACKEND_ERROR)))
+    if not distinct:
+        return ""
+    quoted = ", ".join(json.dumps(d if len(d) <= 300 else d[:297] + "...") for d in distinct[:limit])
+    more = f" (and {len(distinct) - limit} more distinct)" if len(distinct) > limit else ""
+    return f"; backend errors: {quoted}{more}"
+
+
 def run_job(job: Job, backend: LLMBackend, config: AugmentConfig, path: Path, cache_dir: Path, *,
             inputs: dict[str, Any], force: bool = False, progress: bool = True) -> Path:
     """Run `job` and write its artifact at `path` (skipped when a complete one for the same config exists).
@@ -329,8 +340,9 @@ def run_job(job: Job, backend: LLMBackend, config: AugmentConfig, path: Path, ca
             raise AugmentError(
                 f"job {job.name}: {n_failed} of {len(tasks)} entities ({rate:.1%}) have no valid answer after "
                 f"{config.max_retries} retries, above max_failure_rate={config.max_failure_rate:.1%}; top reasons "
-                f"{top}. Inspect {failures_path(w.dir)}; fix the model/prompt or raise max_failure_rate or "
-                "max_retries, then rerun (answers already received are cached and not requested again)"
+                f"{top}{_backend_error_quotes(outcome.failures)}. Inspect {failures_path(w.dir)}; fix the "
+                "model/prompt/server or raise max_failure_rate or max_retries, then rerun (answers already received "
+                "are cached and not requested again)"
             )
         records = job.frame([outcome.records[e] for e in sorted(outcome.records)])
         responses = pl.DataFrame(list(outcome.responses.values()), schema=response_schema()).sort("cache_key")

@@ -49,13 +49,15 @@ def make_backend(config: AugmentConfig, *, models_dir: str | Path | None = None,
                  options: Mapping[str, Any] | None = None) -> LLMBackend:
     """The configured backend. Local engines (vllm, transformers) are loaded on first use, so a rerun whose every
     request is cached never loads the model; their identity for cache keys comes from the model registry
-    (alias + fingerprint of the folder). An OpenAI-compatible server is connected to at once."""
+    (alias + fingerprint of the folder). An OpenAI-compatible server is connected to at once, with the config's
+    transport settings (API key variable, timeout, retries, concurrency; `options` override them)."""
     from ..llm import factory
 
-    opts = dict(options or {})
+    remote = config.backend == "openai" or (config.backend == "auto" and base_url)
+    opts = {**(config.http_options() if remote else {}), **(options or {})}
     build = lambda: factory.make_backend(config.backend, config.model, models_dir=models_dir,  # noqa: E731
                                          base_url=base_url, **opts)
-    if config.backend == "openai" or (config.backend == "auto" and base_url):
+    if remote:
         return build()
     from ..llm.registry import resolve_model
 

@@ -26,7 +26,8 @@ def test_health_and_model(client: httpx.Client, tiny_run: TinyRun, ref: Referenc
     assert model["dataset"]["config_hash"] == manifest["dataset"]["config_hash"]
     assert model["val_metrics"]["recall@20"] == pytest.approx(manifest["val_metrics"]["recall@20"])
     assert model["eval_metrics"] is None  # no evaluate stage was run on this tiny run
-    assert model["limits"] == {"max_k": MAX_K, "max_batch": MAX_BATCH, "max_history": MAX_HISTORY}
+    assert model["limits"] == {"max_k": MAX_K, "max_batch": MAX_BATCH, "max_history": MAX_HISTORY,
+                               "max_body_bytes": 1 << 20}
 
 
 @pytest.mark.slow
