@@ -146,9 +146,31 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
+#: Field metadata of a setting added after configs of its class were first hashed: while it holds its default it
+#: is left out of the hash, so adding it does not change the identity (and the reuse) of every existing artifact.
+#: Use as ``field(default=..., metadata=ADDED_SETTING)``.
+ADDED_SETTING: Mapping[str, Any] = types.MappingProxyType({"hash_when_default": False})
+
+
+def _default(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+
+def hash_dict(obj: Any) -> Any:
+    """`to_dict`, without the `ADDED_SETTING` fields that hold their default: what config hashes cover."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: hash_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+                if not (f.metadata.get("hash_when_default") is False and getattr(obj, f.name) == _default(f))}
+    if isinstance(obj, Mapping):
+        return {k: hash_dict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [hash_dict(v) for v in obj]
+    return to_dict(obj)
+
+
 def config_hash(obj: Any) -> str:
     """Stable 16-hex-digit identity of a config (equal configs, equal hashes, across processes and machines)."""
-    return stable_hash(to_dict(obj))
+    return stable_hash(hash_dict(obj))
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:

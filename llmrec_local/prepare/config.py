@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import codecs
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
+
+from ..config import ADDED_SETTING
 
 
 @dataclass(frozen=True)
@@ -51,8 +53,9 @@ class PrepareConfig:
     seed: int = 0
     item_catalog: Literal["auto", "interacted", "all"] = "auto"
     on_leak: Literal["error", "drop"] = "error"
-    encoding: str = "auto"
-    on_bad_rating: Literal["error", "drop"] = "error"
+    # Added after datasets were first hashed: at their defaults they leave existing datasets' hashes (and reuse) alone.
+    encoding: str = field(default="auto", metadata=ADDED_SETTING)
+    on_bad_rating: Literal["error", "drop"] = field(default="error", metadata=ADDED_SETTING)
     interactions_file: str = "interactions"
     items_file: str = "items"
     users_file: str = "users"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..config import to_dict
+from ..config import ADDED_SETTING, hash_dict
 from ..errors import ConfigError
 from ..hashing import stable_hash
 
@@ -82,9 +82,11 @@ class TrainConfig:
     lr, weight_decay: AdamW (None = model default: 0.01 for LLMRec, the original's effective value, else 0).
     aug_sample_rate (omega_3): LLM triples per batch as a fraction of batch_size. noise_rate: random noisy triples
     per batch as a fraction of batch_size (to test denoising). protocol: standard (select on validation) | paper
-    (select on test each epoch, the original's rule). select_metric: e.g. recall@20. eval_every, patience:
-    evaluate every n epochs; stop after `patience` evaluations without improvement. eval_chunk: users per
-    ranking block (None = by device). device, progress, eval_chunk: runtime only (not part of the config hash).
+    (select on test each epoch, the original's rule). select_metric: e.g. recall@20. eval_every: evaluate every n
+    epochs. Early stopping (`llmrec_local.train.stopping`): stop after more than `patience` **epochs** without an
+    improvement of the validation curve smoothed with weight `smoothing` (0 = raw) by more than `min_delta`, never
+    before `min_epochs`; the checkpoint kept is the best raw validation value. eval_chunk: users per ranking block
+    (None = by device). device, progress, eval_chunk: runtime only (not part of the config hash).
     """
 
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -99,6 +101,9 @@ class TrainConfig:
     select_metric: str = "recall@20"
     eval_every: int = 1
     patience: int = 10
+    min_epochs: int = field(default=0, metadata=ADDED_SETTING)
+    smoothing: float = field(default=0.0, metadata=ADDED_SETTING)
+    min_delta: float = field(default=0.0, metadata=ADDED_SETTING)
     eval_chunk: int | None = None
     device: str = "cpu"
     progress: bool = True
@@ -106,6 +111,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.eval_every < 1 or self.patience < 0:
             raise ValueError("epochs, batch_size and eval_every must be >= 1 and patience >= 0")
+        if self.min_epochs < 0 or self.min_delta < 0 or not 0.0 <= self.smoothing < 1.0:
+            raise ValueError(f"need min_epochs >= 0, min_delta >= 0 and 0 <= smoothing < 1, got {self.min_epochs}, "
+                             f"{self.min_delta}, {self.smoothing}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         for name in ("aug_sample_rate", "noise_rate"):
@@ -122,7 +130,7 @@ RUNTIME_FIELDS = ("device", "progress", "eval_chunk")
 
 
 def train_config_hash(config: TrainConfig) -> str:
-    data = {k: v for k, v in to_dict(config).items() if k not in RUNTIME_FIELDS}
+    data = {k: v for k, v in hash_dict(config).items() if k not in RUNTIME_FIELDS}
     return stable_hash(data)
 
 

@@ -33,6 +33,7 @@ from ..seeding import derive_seed
 from .config import TrainConfig, train_config_hash
 from .sampling import TripleSampler
 from .side import SideArrays, SideInputs, resolve_side, side_digests
+from .stopping import EarlyStopping
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,8 @@ def train(
                 "weight_decay": wd, "steps_per_epoch": steps, "selection_split": select_split}
 
     with ArtifactWriter(out, stage="train", config_hash=run_hash, resume=True, inputs=inputs) as w:
-        state = {"epoch": 0, "best": -math.inf, "best_epoch": -1, "best_metrics": {}, "bad": 0, "stopped": False}
+        stopping = EarlyStopping(config.patience, config.min_epochs, config.smoothing, config.min_delta)
+        state: dict[str, Any] = {"epoch": 0, "best_metrics": {}, "stopping": stopping.to_dict()}
         files = RunStaging(w.dir)
         ckpt = files.load_checkpoint(device)
         if ckpt is not None:
@@ -139,13 +141,14 @@ def train(
             optimizer.load_state_dict(ckpt["optimizer"])
             generator.set_state(ckpt["generator"].cpu() if device.type == "cpu" else ckpt["generator"])
             state = ckpt["state"]
+            stopping = EarlyStopping.from_dict(state["stopping"])
             log.info("resuming %s after epoch %d", out, state["epoch"])
         files.restart_log(state["epoch"])
 
         bar = tqdm(range(state["epoch"], config.epochs), initial=state["epoch"], total=config.epochs,
                    desc=f"train {config.model.name}", disable=not config.progress, leave=False)
         for epoch in bar:
-            if state["stopped"]:
+            if stopping.stopped:
                 break
             model.train()
             t0 = time.perf_counter()
@@ -169,12 +172,10 @@ def train(
                 record[select_split] = metrics
                 record["eval_s"] = round(time.perf_counter() - t1, 3)
                 score = metrics[config.select_metric]
-                if score > state["best"]:
-                    state.update(best=score, best_epoch=epoch + 1, best_metrics=metrics, bad=0)
+                if stopping.observe(epoch + 1, score):
+                    state["best_metrics"] = metrics
                     files.save_best(model.state_dict())
-                else:
-                    state["bad"] += 1
-                    state["stopped"] = state["bad"] > config.patience
+                state["stopping"] = stopping.to_dict()
                 bar.set_postfix(loss=f"{record['loss']:.4f}", **{config.select_metric: f"{score:.4f}"})
             else:
                 bar.set_postfix(loss=f"{record['loss']:.4f}")
@@ -185,10 +186,19 @@ def train(
         bar.close()
 
         best = files.load_best(device) if select_split else None
+        best_epoch = stopping.best_epoch
         if best is not None:
             model.load_state_dict(best)
         else:  # no selection split: the last epoch is the model
-            state["best_epoch"] = state["epoch"]
+            best_epoch = state["epoch"]
+        stop = {"reason": "patience" if stopping.stopped else "epoch_cap" if select_split else "no_selection_split",
+                "last_improvement_epoch": stopping.last_improvement or None,
+                "still_improving": bool(select_split) and stopping.still_improving()}
+        if stop["still_improving"]:
+            # A run cut by its cap while the validation curve still rose reports a model short of its best.
+            log.warning("%s: still improving at the epoch cap (%d epochs; last validation improvement at epoch %d): "
+                        "the model is likely undertrained; raise train.epochs", out, state["epoch"],
+                        stopping.last_improvement)
         model.eval()
         with torch.no_grad():
             user, item = model.embeddings()
@@ -196,7 +206,7 @@ def train(
         w.manifest.update(
             dataset=dataset_info, side_inputs=side_arrays.description, seed=config.seed, model=config.model.name,
             variant=config.model.variant if config.model.name == "llmrec" else None,
-            best_epoch=state["best_epoch"], epochs_run=state["epoch"], selection_split=select_split,
+            best_epoch=best_epoch, epochs_run=state["epoch"], stopping=stop, selection_split=select_split,
             select_metric=config.select_metric, val_metrics=state["best_metrics"], protocol=config.protocol,
             counts={"users": arrays.n_users, "items": arrays.n_items, "train": int(len(arrays.train)),
                     "llm_pairs": 0 if side_arrays.pairs is None else int(len(side_arrays.pairs)),

@@ -23,3 +23,12 @@ def test_config_validation(bad: dict, message: str) -> None:
 def test_config_is_toml_friendly() -> None:
     cfg = from_mapping(PrepareConfig, {"source": "data/x", "min_rating": 3, "user_min": 5, "split": "temporal"})
     assert cfg.min_rating == 3.0 and str(cfg.source) == "data/x"
+
+
+def test_quickstart_dataset_config_hash_is_stable() -> None:
+    """Pinned: a changed hash makes every user's existing dataset "another config" (settings added later must use
+    `llmrec_local.config.ADDED_SETTING`). The value is the one v0.1 computed for recipes/quickstart.toml."""
+    from llmrec_local.config import config_hash
+
+    config = PrepareConfig(source="data/ml-latest-small", format="movielens")
+    assert config_hash(config) == "e53b1069e87fe683"

@@ -74,3 +74,43 @@ def test_state_round_trips_for_resumed_runs() -> None:
 def test_bad_settings_are_refused(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         EarlyStopping(**kwargs)
+
+
+def test_trainer_honours_min_epochs_and_reports_how_it_stopped(tmp_path, planted_arrays) -> None:
+    """patience 0 would stop right after the first non-improving epoch; min_epochs holds the run to its floor, and
+    the manifest says why the run ended."""
+    import json
+
+    from llmrec_local.train import ModelConfig, TrainConfig, train
+
+    base = dict(model=ModelConfig(name="mf"), epochs=12, batch_size=128, lr=0.5, patience=0, progress=False)
+    free = train(TrainConfig(**base), planted_arrays, tmp_path / "free")
+    held = train(TrainConfig(**base, min_epochs=10), planted_arrays, tmp_path / "held")
+    free_m, held_m = (json.loads((r / "manifest.json").read_text()) for r in (free, held))
+    assert free_m["epochs_run"] < 10 and free_m["stopping"]["reason"] == "patience"
+    assert held_m["epochs_run"] >= 10
+
+
+def test_run_cut_at_the_cap_while_improving_says_so(tmp_path, planted_arrays, caplog) -> None:
+    import json
+    import logging
+
+    from llmrec_local.train import ModelConfig, TrainConfig, train
+
+    config = TrainConfig(model=ModelConfig(name="lightgcn"), epochs=3, batch_size=128, lr=0.01, patience=10,
+                         progress=False)
+    with caplog.at_level(logging.WARNING):
+        run = train(config, planted_arrays, tmp_path / "run")
+    stop = json.loads((run / "manifest.json").read_text())["stopping"]
+    assert stop == {"reason": "epoch_cap", "last_improvement_epoch": stop["last_improvement_epoch"],
+                    "still_improving": True}
+    assert "still improving at the epoch cap" in caplog.text and "raise train.epochs" in caplog.text
+
+
+def test_added_stopping_settings_keep_existing_config_hashes() -> None:
+    """Settings added after configs were first hashed leave the hash alone at their defaults (existing runs stay
+    reusable) and change it when set."""
+    from llmrec_local.train.config import TrainConfig, train_config_hash
+
+    assert train_config_hash(TrainConfig()) == train_config_hash(TrainConfig(min_epochs=0, smoothing=0.0))
+    assert train_config_hash(TrainConfig(min_epochs=5)) != train_config_hash(TrainConfig())
