@@ -175,3 +175,14 @@ def headline(results: Mapping[str, Any]) -> Headline | None:
     gap = "a significant gap" if best == baseline else "a significant gain"
     verdict = "baseline best (significant gap)" if best == baseline else "significant gain"
     return Headline(f"{lead}, {gap} (p {_fmt_p(p)}; {how}).", verdict, best)
+
+
+def undertrained(results: Mapping[str, Any]) -> str | None:
+    """One sentence naming the runs that were still improving on validation when they hit their epoch cap (their
+    numbers understate the system), or None."""
+    cut = sorted({f"{r['name']} (seed {r['seed']})" for r in results.get("runs", [])
+                  if (r.get("stopping") or {}).get("still_improving")})
+    if not cut:
+        return None
+    return (f"Still improving at the epoch cap: {', '.join(cut)}. Their validation curve rose within the last "
+            "`patience` epochs, so these numbers likely understate them: raise train.epochs and rerun.")

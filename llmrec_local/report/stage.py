@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .findings import BANNER_TITLE, banner_text, headline, synthetic_inputs, synthetic_llm_jobs
+from .findings import BANNER_TITLE, banner_text, headline, synthetic_inputs, synthetic_llm_jobs, undertrained
 from .runs import summarise_runs
 
 __all__ = ["render_html", "render_markdown", "summarise_runs", "write_report"]
@@ -190,8 +190,11 @@ def render_markdown(results: Mapping[str, Any]) -> str:
         lines += [f"> **WARNING: {BANNER_TITLE}**", ">"] + [f"> - {r}" for r in reasons]
         lines += [">", f"> {banner_text(reasons)}", ""]
     found = headline(results)
-    lines += [f"**Finding:** {found.text if found else 'no evaluated runs yet.'}", "",
-              f"Recipe hash `{results.get('config_hash', '?')}`. {_INTRO}", ""]
+    lines += [f"**Finding:** {found.text if found else 'no evaluated runs yet.'}", ""]
+    note = undertrained(results)
+    if note:
+        lines += [f"> **Note:** {note}", ""]
+    lines += [f"Recipe hash `{results.get('config_hash', '?')}`. {_INTRO}", ""]
     for table in _tables(results):
         lines += [f"## {table.title}", "", "| " + " | ".join(table.header) + " |", "|" + "---|" * len(table.header)]
         lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in table.rows]
@@ -243,6 +246,11 @@ def _html_banner(results: Mapping[str, Any]) -> str:
             f"</strong><ul>{items}</ul>{html.escape(banner_text(reasons))}</div>")
 
 
+def _html_undertrained(results: Mapping[str, Any]) -> str:
+    note = undertrained(results)
+    return f"<div class='headline' id='undertrained'>{html.escape(note)}</div>" if note else ""
+
+
 def _html_headline(results: Mapping[str, Any]) -> str:
     found = headline(results)
     if found is None:
@@ -260,6 +268,7 @@ def render_html(results: Mapping[str, Any]) -> str:
              "<meta name='viewport' content='width=device-width, initial-scale=1'>",
              f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
              f"<h1>{html.escape(title)}</h1>", _html_banner(results), _html_headline(results),
+             _html_undertrained(results),
              f"<p>Recipe hash <code>{html.escape(str(results.get('config_hash', '?')))}</code>. "
              f"{html.escape(_INTRO)}</p>"]
     charts = all_charts(results)

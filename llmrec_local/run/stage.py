@@ -202,7 +202,7 @@ def _evaluated_runs(recipe: Recipe, layout: Layout) -> list[dict[str, Any]]:
                 runs.append({"name": spec.name, "seed": seed, "protocol": spec.train.protocol, "path": str(run),
                              "ablation": spec.ablation, "model": f"{spec.train.model.name}"
                              + (f" ({spec.train.model.variant})" if spec.train.model.name == "llmrec" else ""),
-                             "side": list(spec.side),
+                             "side": list(spec.side), "stopping": read_manifest(run).get("stopping"),
                              "metrics": metrics["metrics"], "curve": read_train_log(run)})
     return runs
 

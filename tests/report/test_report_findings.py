@@ -66,3 +66,16 @@ def test_no_banner_for_a_real_model() -> None:
 def test_markdown_opens_with_banner_then_headline() -> None:
     md = render_markdown(make_study(model=SMOKE, recipe_model="smoke"))
     assert md.index("WARNING") < md.index("**Finding:** llmrec is best") < md.index("## Dataset")
+
+
+def test_runs_still_improving_at_the_cap_are_named_in_both_reports(tmp_path) -> None:
+    from llmrec_local.report.findings import undertrained
+    from llmrec_local.report.stage import write_report
+
+    runs = [{"name": "lightgcn", "seed": s, "protocol": "standard", "metrics": {"recall@20": 0.2, "ndcg@20": 0.1},
+             "curve": [], "stopping": {"reason": "epoch_cap", "still_improving": s == 1}} for s in (0, 1)]
+    results = {"recipe": "t", "runs": runs, "comparisons": [], "stages": []}
+    assert undertrained(results).startswith("Still improving at the epoch cap: lightgcn (seed 1).")
+    md, page = write_report(results, tmp_path)
+    assert "lightgcn (seed 1)" in md.read_text() and "id='undertrained'" in page.read_text()
+    assert undertrained({"runs": [{**runs[0]}]}) is None
