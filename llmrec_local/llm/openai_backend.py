@@ -68,6 +68,18 @@ class _Unreachable(Exception):
     """The server could not be reached (or kept failing) for one request after all retries."""
 
 
+class _Dead:
+    """Shared by the requests of one `generate` call: set with its reason when the first request gave up."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.reason = ""
+
+    def set(self, reason: str) -> None:
+        self.reason = self.reason or reason
+        self.event.set()
+
+
 class OpenAIBackend:
     """`LLMBackend` over an OpenAI-compatible chat-completions endpoint.
 
@@ -142,10 +154,14 @@ class OpenAIBackend:
                      else f" (no API key was sent: the server needs one; set it in {where})")
         return text
 
-    def _call(self, req: GenRequest) -> GenResult:
+    def _call(self, req: GenRequest, dead: _Dead) -> GenResult:
         body = self._payload(req)
         last = ""
         for attempt in range(self.max_retries + 1):
+            if dead.event.is_set():
+                # Another request already used up its retries: a worker freed by that failure must not start a
+                # queued request (or a new attempt), or a hung server would cost one more round of timeouts.
+                raise _Unreachable(dead.reason)
             if attempt:
                 time.sleep(min(self.backoff_s * 2 ** (attempt - 1), self.max_backoff_s))
             try:
@@ -169,6 +185,7 @@ class OpenAIBackend:
             except (ValueError, KeyError, IndexError, TypeError) as exc:
                 return GenResult(req.key, "", finish_reason="error",
                                  error=f"malformed response ({exc}): {redact(resp.text[:300], self._secret)}")
+        dead.set(last)
         raise _Unreachable(last)
 
     def generate(self, requests: Sequence[GenRequest]) -> list[GenResult]:
@@ -188,7 +205,8 @@ class OpenAIBackend:
             bar = tqdm(total=len(requests), desc="openai", file=sys.stderr, dynamic_ncols=True)
         results: list[GenResult] = []
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="openai") as pool:
-            futures = [pool.submit(self._call, r) for r in requests]
+            dead = _Dead()
+            futures = [pool.submit(self._call, r, dead) for r in requests]
             try:
                 for fut in futures:
                     results.append(fut.result())
