@@ -196,9 +196,10 @@ def train(
                 "still_improving": bool(select_split) and stopping.still_improving()}
         if stop["still_improving"]:
             # A run cut by its cap while the validation curve still rose reports a model short of its best.
-            log.warning("%s: still improving at the epoch cap (%d epochs; last validation improvement at epoch %d): "
-                        "the model is likely undertrained; raise train.epochs", out, state["epoch"],
-                        stopping.last_improvement)
+            log.warning("%s: still improving at the epoch cap: the validation curve last improved at epoch %d of %d, "
+                        "within the patience of %d epochs, so early stopping had not decided; the model may be "
+                        "undertrained: raise train.epochs", out, stopping.last_improvement, state["epoch"],
+                        config.patience)
         model.eval()
         with torch.no_grad():
             user, item = model.embeddings()
