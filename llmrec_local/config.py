@@ -148,7 +148,8 @@ def to_dict(obj: Any) -> Any:
 
 #: Field metadata of a setting added after configs of its class were first hashed: while it holds its default it
 #: is left out of the hash, so adding it does not change the identity (and the reuse) of every existing artifact.
-#: Use as ``field(default=..., metadata=ADDED_SETTING)``.
+#: Use as ``field(default=..., metadata=ADDED_SETTING)``; the default must reproduce the behaviour from before the
+#: setting existed, and changing that default later needs the metadata removed (so that hashes change with it).
 ADDED_SETTING: Mapping[str, Any] = types.MappingProxyType({"hash_when_default": False})
 
 
