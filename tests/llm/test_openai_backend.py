@@ -7,11 +7,10 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from testkit.llm import PAIR_SCHEMA, make_requests
+from testkit.llm import PAIR_SCHEMA, make_requests, start_json_stub
 
 from llmrec_local.errors import BackendError, ConfigError
 from llmrec_local.llm.openai_backend import OpenAIBackend
@@ -37,32 +36,21 @@ def stub() -> Iterator[Callable[..., tuple[_Stub, str]]]:
     def start(reply: Reply, delay_s: float = 0.0) -> tuple[_Stub, str]:
         state = _Stub(reply, delay_s)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server API
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with state.lock:
-                    state.bodies.append(body)
-                    n = len(state.bodies)
-                    state.in_flight += 1
-                    state.peak = max(state.peak, state.in_flight)
-                time.sleep(state.delay_s)
-                status, payload = state.reply(body, n)
-                with state.lock:
-                    state.in_flight -= 1
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+        def handle(body: dict[str, Any], _headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+            with state.lock:
+                state.bodies.append(body)
+                n = len(state.bodies)
+                state.in_flight += 1
+                state.peak = max(state.peak, state.in_flight)
+            time.sleep(state.delay_s)
+            answer = state.reply(body, n)
+            with state.lock:
+                state.in_flight -= 1
+            return answer
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        server, url = start_json_stub(handle)
         servers.append(server)
-        return state, f"http://127.0.0.1:{server.server_address[1]}/v1"
+        return state, url
 
     yield start
     for s in servers:

@@ -8,15 +8,14 @@ from __future__ import annotations
 import json
 import logging
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from testkit.llm import make_requests
+from testkit.llm import make_requests, start_json_stub
 
 from llmrec_local.augment.__main__ import build_config, main, run_parser
 from llmrec_local.augment.config import AugmentConfig, augment_config
@@ -38,26 +37,13 @@ def stub() -> Iterator[Callable[[Reply], tuple[list[dict[str, str]], str]]]:
     def start(reply: Reply) -> tuple[list[dict[str, str]], str]:
         seen: list[dict[str, str]] = []
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server API
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                seen.append(headers)
-                status, payload = reply(body, headers)
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+        def handle(body: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+            seen.append(headers)
+            return reply(body, headers)
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        server, url = start_json_stub(handle)
         servers.append(server)
-        return seen, f"http://127.0.0.1:{server.server_address[1]}/v1"
+        return seen, url
 
     yield start
     for s in servers:

@@ -4,7 +4,9 @@ a request builder and a strict validity check."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jsonschema
@@ -64,3 +66,30 @@ def assert_all_valid(requests: Sequence[GenRequest], results: Sequence[GenResult
         except (ValueError, jsonschema.ValidationError) as exc:
             bad.append((req.key, res.text, res.finish_reason, res.error, str(exc)[:200]))
     assert not bad, f"{len(bad)}/{len(requests)} invalid answers: {bad[:3]}"
+
+
+JsonHandler = Callable[[dict[str, Any], dict[str, str]], tuple[int, dict[str, Any]]]
+
+
+def start_json_stub(handle: JsonHandler) -> tuple[ThreadingHTTPServer, str]:
+    """A stand-in for an OpenAI-compatible server on 127.0.0.1 (a free port): every POST body is parsed as JSON and
+    answered with ``handle(body, headers) -> (status, json)`` (header names lower-cased). Returns the running server
+    (the caller shuts it down) and its ``/v1`` base URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server API
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            status, payload = handle(body, {k.lower(): v for k, v in self.headers.items()})
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/v1"
