@@ -1,6 +1,8 @@
 """User-item bipartite graph: normalised adjacency blocks (torch.sparse CSR) and pure masking ops."""
 
-from .adjacency import BipartiteGraph, build_graph, joint_adjacency, two_hop_block
-from .ops import sample_mask
+from .adjacency import BipartiteGraph, GraphEdges, build_graph, joint_adjacency, two_hop_block
+from .ops import drop_edges, sample_mask
 
-__all__ = ["BipartiteGraph", "build_graph", "joint_adjacency", "two_hop_block", "sample_mask"]
+__all__ = [
+    "BipartiteGraph", "GraphEdges", "build_graph", "joint_adjacency", "two_hop_block", "drop_edges", "sample_mask",
+]

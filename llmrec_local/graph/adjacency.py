@@ -159,6 +159,62 @@ def build_graph(
     )
 
 
+@dataclass(frozen=True)
+class GraphEdges:
+    """The E unique training edges of a bipartite graph, kept on its device to rebuild subgraphs of it quickly.
+
+    Attributes:
+        n_users, n_items: node counts U and I.
+        users, items: int64 (E,) edge endpoints sorted by (user, item), the CSR order of ``A_ui``.
+        item_major: int64 (E,) the permutation that sorts the edges by (item, user), the CSR order of ``A_iu``.
+    """
+
+    n_users: int
+    n_items: int
+    users: torch.Tensor
+    items: torch.Tensor
+    item_major: torch.Tensor
+
+    @staticmethod
+    def from_graph(graph: BipartiteGraph) -> "GraphEdges":
+        """The edges stored in ``graph.user_item`` (any normalisation: only the sparsity pattern is read)."""
+        crow = graph.user_item.crow_indices()
+        users = torch.repeat_interleave(torch.arange(graph.n_users, device=crow.device), crow.diff())
+        items = graph.user_item.col_indices()
+        # (item, user) keys are unique, so this order is the item-major CSR order with no ties to break
+        item_major = torch.argsort(items * graph.n_users + users, stable=True)
+        return GraphEdges(graph.n_users, graph.n_items, users, items, item_major)
+
+    def __len__(self) -> int:
+        return int(self.users.shape[0])
+
+    def to(self, device: str | torch.device) -> "GraphEdges":
+        return GraphEdges(self.n_users, self.n_items, self.users.to(device), self.items.to(device),
+                          self.item_major.to(device))
+
+    def subgraph(self, keep: torch.Tensor) -> BipartiteGraph:
+        """The symmetric-normalised graph of the kept edges, renormalised by the degrees *inside* the subgraph:
+        ``A' = D'^-1/2 (M ⊙ R) D'^-1/2`` with ``M`` the (E,) bool mask `keep` and ``D'`` the kept degrees (as SGL
+        builds its augmented views). Built on the edges' device with no sort: masking keeps both CSR orders."""
+        ku, ki = self.users[keep], self.items[keep]
+        du = torch.bincount(ku, minlength=self.n_users).to(torch.float32)
+        di = torch.bincount(ki, minlength=self.n_items).to(torch.float32)
+        order = self.item_major[keep[self.item_major]]  # kept edges, still in (item, user) order
+        ou, oi = self.users[order], self.items[order]
+        a_ui = _csr_torch(ku, ki, (du[ku] * di[ki]).rsqrt(), (self.n_users, self.n_items))
+        a_iu = _csr_torch(oi, ou, (du[ou] * di[oi]).rsqrt(), (self.n_items, self.n_users))
+        return BipartiteGraph(self.n_users, self.n_items, a_ui, a_iu, du, di, "symmetric", a_iu, a_ui)
+
+
+def _csr_torch(rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """CSR from (rows, cols) tensors already sorted by row then column (on their device, no host round trip)."""
+    crow = torch.zeros(shape[0] + 1, dtype=torch.int64, device=rows.device)
+    torch.cumsum(torch.bincount(rows, minlength=shape[0]), 0, out=crow[1:])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(crow, cols, values, size=shape, check_invariants=False)
+
+
 def joint_adjacency(train: np.ndarray, n_users: int, n_items: int) -> torch.Tensor:
     """The symmetric-normalised (U+I) x (U+I) adjacency ``D^-1/2 [[0, R], [R^T, 0]] D^-1/2`` as CSR.
 

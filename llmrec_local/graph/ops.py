@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from .adjacency import BipartiteGraph, GraphEdges
+
 
 def sample_mask(
     n: int, rate: float, *, generator: torch.Generator | None, training: bool = True,
@@ -15,3 +17,12 @@ def sample_mask(
     if not training or rate == 0.0 or n == 0:
         return torch.zeros(n, dtype=torch.bool, device=device)
     return torch.rand(n, generator=generator, device=device) < rate
+
+
+def drop_edges(
+    edges: GraphEdges, rate: float, *, generator: torch.Generator | None, training: bool = True
+) -> BipartiteGraph:
+    """Edge dropout (SGL-ED): each training edge is removed independently with probability `rate` and the kept
+    ones are renormalised symmetrically (:meth:`GraphEdges.subgraph`). The full graph's edges when not training."""
+    dropped = sample_mask(len(edges), rate, generator=generator, training=training, device=edges.users.device)
+    return edges.subgraph(~dropped)

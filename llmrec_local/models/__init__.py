@@ -1,7 +1,7 @@
 """Recommenders (nn.Modules from plain arguments) and their loss functions.
 
 ``build_model(name, n_users=..., n_items=..., train=..., **kwargs)`` builds the graph each model needs from the
-training pairs (symmetric normalisation for LightGCN and LLMRec-fixed, the original's row-only one for
+training pairs (symmetric normalisation for LightGCN, SGL, SimGCL and LLMRec-fixed, the original's row-only one for
 LLMRec-faithful) and returns the module on ``device``.
 """
 
@@ -17,17 +17,22 @@ from .base import Recommender, TripleBatch
 from .lightgcn import LightGCN
 from .llmrec import VARIANT_DEFAULTS, LLMRec
 from .mf import MF
+from .sgl import SGL
+from .simgcl import SimGCL
 
-MODEL_NAMES = ("mf", "lightgcn", "llmrec")
+MODEL_NAMES = ("mf", "lightgcn", "sgl", "simgcl", "llmrec")
 
-__all__ = ["MF", "LightGCN", "LLMRec", "Recommender", "TripleBatch", "build_model", "MODEL_NAMES", "VARIANT_DEFAULTS"]
+__all__ = [
+    "MF", "LightGCN", "SGL", "SimGCL", "LLMRec", "Recommender", "TripleBatch", "build_model", "MODEL_NAMES",
+    "VARIANT_DEFAULTS",
+]
 
 
 def build_model(
     name: str, *, n_users: int, n_items: int, train: np.ndarray | None = None,
     device: str | torch.device = "cpu", **kwargs: Any,
 ) -> Recommender:
-    """Build model `name` ('mf', 'lightgcn', 'llmrec').
+    """Build model `name` ('mf', 'lightgcn', 'sgl', 'simgcl', 'llmrec').
 
     Args:
         n_users, n_items: U and I.
@@ -43,6 +48,10 @@ def build_model(
         raise ValueError(f"model {name!r} propagates over the training graph: pass train=(n, 2) pairs")
     if name == "lightgcn":
         return LightGCN(build_graph(train, n_users, n_items, "symmetric", device), **kwargs)
+    if name == "sgl":
+        return SGL(build_graph(train, n_users, n_items, "symmetric", device), **kwargs)
+    if name == "simgcl":
+        return SimGCL(build_graph(train, n_users, n_items, "symmetric", device), **kwargs)
     variant = kwargs.get("variant", "fixed")
     norm = "row" if variant == "faithful" else "symmetric"
     return LLMRec(build_graph(train, n_users, n_items, norm, device), **kwargs)

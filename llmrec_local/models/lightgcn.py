@@ -40,10 +40,14 @@ class LightGCN(Recommender):
 
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Final (U, d) and (I, d) representations: the mean of layers 0..L."""
+        return self.propagate(self.graph)
+
+    def propagate(self, graph: BipartiteGraph) -> tuple[torch.Tensor, torch.Tensor]:
+        """The mean of layers 0..L over `graph` (the model's own, or an augmented view of it): (U, d), (I, d)."""
         eu, ei = self.user, self.item
         su, si = eu, ei
         for _ in range(self.n_layers):
-            eu, ei = self.graph.users_from_items(ei), self.graph.items_from_users(eu)
+            eu, ei = graph.users_from_items(ei), graph.items_from_users(eu)
             su, si = su + eu, si + ei
         return su / (self.n_layers + 1), si / (self.n_layers + 1)
 

@@ -93,3 +93,20 @@ def sce_loss(pred: torch.Tensor, target: torch.Tensor, gamma: float = 2.0) -> to
         raise ValueError(f"SCE gamma must be >= 1, got {gamma}")
     cos = F.cosine_similarity(pred, target, dim=-1, eps=1e-8)
     return (1.0 - cos).pow(gamma).mean()
+
+
+def info_nce(view1: torch.Tensor, view2: torch.Tensor, temperature: float) -> torch.Tensor:
+    """InfoNCE between two views of the same N nodes with in-batch negatives (SGL Eq. 9, SimGCL Eq. 4):
+
+    ``L = -1/N sum_n log( exp(s(z'_n, z''_n) / tau) / sum_m exp(s(z'_n, z''_m) / tau) )`` with ``s`` the cosine
+    similarity; the denominator runs over all N nodes of view 2 (the positive included). Inputs (N, d), scalar out.
+
+    The papers write both this term and BPR as sums over the batch; here both are means, so lambda weighs the two
+    terms against each other as in the papers (up to the ratio of distinct nodes to triples in a batch).
+    """
+    if temperature <= 0:
+        raise ValueError(f"InfoNCE temperature must be > 0, got {temperature}")
+    z1, z2 = F.normalize(view1, dim=-1), F.normalize(view2, dim=-1)
+    logits = z1 @ z2.T / temperature  # (N, N): row n scores node n of view 1 against every node of view 2
+    # -log softmax at the diagonal, computed stably (log-sum-exp) by cross_entropy
+    return F.cross_entropy(logits, torch.arange(len(z1), device=z1.device))

@@ -29,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--models", nargs="+", default=["mf", "lightgcn", "llmrec"],
-                   help="systems: mf, lightgcn, llmrec (= llmrec fixed), llmrec-faithful, llmrec-fixed")
+                   help="systems: mf, lightgcn, sgl, simgcl, llmrec (= llmrec fixed), llmrec-faithful, llmrec-fixed")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--baseline", default="mf")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -40,8 +40,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     configs = {}
     for name in args.models:
         model, _, variant = name.partition("-")
-        if model not in ("mf", "lightgcn", "llmrec") or variant not in ("", "faithful", "fixed"):
-            raise ConfigError(f"unknown system {name!r}; use mf, lightgcn, llmrec, llmrec-faithful or llmrec-fixed")
+        if model not in ("mf", "lightgcn", "sgl", "simgcl", "llmrec") or variant not in ("", "faithful", "fixed") or (
+                variant and model != "llmrec"):
+            raise ConfigError(f"unknown system {name!r}; use mf, lightgcn, sgl, simgcl, llmrec, llmrec-faithful or "
+                              "llmrec-fixed")
         try:  # replace() re-runs the range checks of __post_init__ on the combination
             configs[name] = replace(base, model=replace(base.model, name=model, variant=variant or "fixed"))
         except ValueError as exc:

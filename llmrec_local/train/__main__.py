@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, required=True, help="dataset artifact folder (from llmrec_local.prepare)")
     p.add_argument("--out", type=Path, required=True, help="run folder to create")
     p.add_argument("--config", type=Path, help="TOML recipe; its [train] table (or the whole file) is the base config")
-    p.add_argument("--model", choices=["mf", "lightgcn", "llmrec"], help="model (= model.name=...)")
+    p.add_argument("--model", choices=["mf", "lightgcn", "sgl", "simgcl", "llmrec"], help="model (= model.name=...)")
     p.add_argument("--variant", choices=["faithful", "fixed"], help="LLMRec variant (= model.variant=...)")
     p.add_argument("--seed", type=int, help="random seed (= seed=...)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (= device=...)")

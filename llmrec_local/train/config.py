@@ -18,16 +18,20 @@ from ..hashing import stable_hash
 class ModelConfig:
     """Model architecture and loss settings (names follow the original's flags where one exists).
 
-    name: mf | lightgcn | llmrec. variant (llmrec only): faithful (the released code, quirks included) | fixed.
-    dim: embedding size d. n_layers: LightGCN layers. id_layers: LLMRec ID propagation layers (len(weight_size)).
+    name: mf | lightgcn | sgl | simgcl | llmrec. variant (llmrec only): faithful (the released code, quirks included)
+    | fixed. dim: embedding size d. n_layers: LightGCN layers (also SGL's and SimGCL's encoder, >= 1 there).
+    id_layers: LLMRec ID propagation layers (len(weight_size)).
     model_cat_rate / user_cat_rate / item_cat_rate: LLMRec fusion weights for image+text / profile / attributes.
     prune_drop_rate (omega_4), prune_keep (hardest|easiest), prune_scope (all|augmented): loss pruning; None =
     variant default (faithful 0.71 hardest over all triples, fixed 0.2 easiest over the LLM/noise triples only). reg_weight: None = default (mf/lightgcn 1e-4, faithful 1e-5
     inverse term, fixed 1e-4 L2). mm_mf_rate, aug_mf_rate, feat_reg_decay: weights of the auxiliary losses.
     mask_rate, mae_weight, sce_gamma: MAE of the fixed variant (off when mask_rate or mae_weight is 0).
+    cl_weight (lambda, >= 0; 0 = no contrastive term) and cl_temp (tau, > 0): the InfoNCE of SGL and SimGCL
+    (papers' defaults 0.1 and 0.2; SimGCL tunes lambda per dataset). edge_drop_rate (rho, [0, 1)): SGL-ED's edge
+    dropout (0.1). noise_eps (eps, >= 0): the length of SimGCL's per-layer noise (0.1).
     """
 
-    name: Literal["mf", "lightgcn", "llmrec"] = "llmrec"
+    name: Literal["mf", "lightgcn", "sgl", "simgcl", "llmrec"] = "llmrec"
     variant: Literal["faithful", "fixed"] = "fixed"
     dim: int = 64
     n_layers: int = 3
@@ -45,6 +49,10 @@ class ModelConfig:
     mask_rate: float = 0.0
     mae_weight: float = 0.0
     sce_gamma: float = 2.0
+    cl_weight: float = field(default=0.1, metadata=ADDED_SETTING)
+    cl_temp: float = field(default=0.2, metadata=ADDED_SETTING)
+    edge_drop_rate: float = field(default=0.1, metadata=ADDED_SETTING)
+    noise_eps: float = field(default=0.1, metadata=ADDED_SETTING)
 
     def __post_init__(self) -> None:
         if self.dim < 1 or self.n_layers < 0 or self.id_layers < 1:
@@ -53,6 +61,13 @@ class ModelConfig:
             raise ValueError(f"prune_drop_rate must be in [0, 1), got {self.prune_drop_rate}")
         if not 0.0 <= self.mask_rate <= 1.0:
             raise ValueError(f"mask_rate must be in [0, 1], got {self.mask_rate}")
+        if self.cl_weight < 0 or self.cl_temp <= 0 or self.noise_eps < 0:
+            raise ValueError(f"need cl_weight >= 0, cl_temp > 0 and noise_eps >= 0, got {self.cl_weight}, "
+                             f"{self.cl_temp} and {self.noise_eps}")
+        if not 0.0 <= self.edge_drop_rate < 1.0:
+            raise ValueError(f"edge_drop_rate must be in [0, 1), got {self.edge_drop_rate}")
+        if self.name in ("sgl", "simgcl") and self.n_layers < 1:
+            raise ValueError(f"{self.name} contrasts propagated views: n_layers must be >= 1")
         if self.variant == "faithful" and self.name == "llmrec" and self.mask_rate > 0 and self.mae_weight > 0:
             raise ValueError("the faithful variant has no MAE (the original ships it disabled); use variant='fixed'")
 
@@ -60,9 +75,16 @@ class ModelConfig:
         """Constructor arguments of the chosen model (side features are added by the trainer)."""
         if self.name == "mf":
             return {"dim": self.dim, "reg_weight": 1e-4 if self.reg_weight is None else self.reg_weight}
-        if self.name == "lightgcn":
-            return {"dim": self.dim, "n_layers": self.n_layers,
-                    "reg_weight": 1e-4 if self.reg_weight is None else self.reg_weight}
+        if self.name in ("lightgcn", "sgl", "simgcl"):
+            kwargs: dict[str, Any] = {"dim": self.dim, "n_layers": self.n_layers,
+                                      "reg_weight": 1e-4 if self.reg_weight is None else self.reg_weight}
+            if self.name != "lightgcn":
+                kwargs.update(cl_weight=self.cl_weight, cl_temp=self.cl_temp)
+            if self.name == "sgl":
+                kwargs.update(edge_drop_rate=self.edge_drop_rate)
+            if self.name == "simgcl":
+                kwargs.update(noise_eps=self.noise_eps)
+            return kwargs
         return {
             "variant": self.variant, "dim": self.dim, "id_layers": self.id_layers,
             "model_cat_rate": self.model_cat_rate, "user_cat_rate": self.user_cat_rate,
