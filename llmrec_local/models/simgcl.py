@@ -17,7 +17,6 @@ dataset in the paper, so it is a recipe setting here (default 0.1, SGL's value).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from ..graph import BipartiteGraph
 from .base import TripleBatch
@@ -29,11 +28,18 @@ def uniform_noise(
     x: torch.Tensor, eps: float, *, generator: torch.Generator | None, training: bool = True
 ) -> torch.Tensor:
     """SimGCL's perturbation of `x` (n, d): ``Delta = eps * normalize(U(0, 1)^d) ⊙ sign(x)`` row by row, so
-    ``||Delta_n||_2 = eps`` (fewer where x has zeros) and ``Delta * x >= 0``. Zero when not training."""
+    ``||Delta_n||_2 = eps`` (fewer where x has zeros) and ``Delta * x >= 0``. Zero when not training.
+
+    Delta carries no gradient (d sign(x)/dx = 0 almost everywhere), so it is built outside autograd and in place:
+    recording it made the backward pass multiply zeros through every layer (SimGCL's step on ml-latest-small was
+    about half elementwise noise work).
+    """
     if not training or eps == 0.0:
         return torch.zeros_like(x)
-    u = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-    return eps * F.normalize(u, dim=-1) * torch.sign(x)
+    with torch.no_grad():
+        u = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        scale = eps / torch.linalg.vector_norm(u, dim=-1, keepdim=True).clamp_min(1e-12)  # as F.normalize
+        return u.mul_(scale).mul_(torch.sign(x))
 
 
 class SimGCL(LightGCN):
