@@ -7,6 +7,8 @@
     python -m llmrec_local.augment import --data DATASET --out OUT --llmrec-release DIR
     python -m llmrec_local.augment candidates --data DATASET --out OUT --base-run runs/<id> [--k 10]
     python -m llmrec_local.augment inspect --out OUT [--users 20] [--failures] [--seed 0]
+    python -m llmrec_local.augment slurm --shards 8 --model qwen2-7b --data DATASET --out OUT --partition gpu \
+        --time 04:00:00 --env-setup "source ~/venvs/llmrec/bin/activate" [--dry-run | --submit]
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from .shard import parse_shard
 if TYPE_CHECKING:
     from ..candidates.config import CandidatesConfig
 
-SUBCOMMANDS = ("merge", "import", "candidates", "inspect")
+SUBCOMMANDS = ("merge", "import", "candidates", "inspect", "slurm")
 
 
 def _jobs(text: str) -> list[str]:
@@ -290,13 +292,153 @@ def main_inspect(argv: Sequence[str]) -> int:
     return 0
 
 
+def slurm_parser() -> argparse.ArgumentParser:
+    """The `slurm` subcommand's own flags; every other flag is an augment flag, handed to each array task."""
+    # allow_abbrev=False: an abbreviation must never swallow an augment flag meant for the tasks.
+    p = argparse.ArgumentParser(
+        prog="python -m llmrec_local.augment slurm", allow_abbrev=False,
+        description="Write (and with --submit submit) a Slurm job array that runs the augment command once per "
+                    "shard (--shard i/N), and a merge job that starts after every shard succeeded. Every flag not "
+                    "listed here is an augment flag (--data, --model, --jobs, --recipe, --backend, --set, ...; see "
+                    "`python -m llmrec_local.augment --help`) and is passed on to each task. Rerun the same command "
+                    "after a failed task: shards already complete for this config are left out of the array. "
+                    "Options come from the [slurm] table of --slurm-config, then these flags; unset ones are left "
+                    "to the cluster's defaults.")
+    p.add_argument("--shards", type=int, required=True, help="N: shards, one array task each (N >= 2)")
+    p.add_argument("--out", required=True, help="output folder of the augment runs (on a filesystem every node "
+                                                "sees); the scripts go to OUT/slurm/")
+    p.add_argument("--slurm-config", metavar="TOML", help="file whose [slurm] table gives the defaults of the "
+                                                          "options below (one per cluster)")
+    p.add_argument("--partition", help="partition of the jobs")
+    p.add_argument("--account", help="account charged")
+    p.add_argument("--time", help="time limit of one array task (HH:MM:SS, D-HH:MM:SS)")
+    p.add_argument("--gpus-per-task", type=int, help="GPUs per array task; 0: none [default: 1]")
+    p.add_argument("--cpus-per-task", type=int, help="CPUs per task")
+    p.add_argument("--mem", help="memory per task (e.g. 64G)")
+    p.add_argument("--job-name", help="base job name [default: llmrec-augment]")
+    p.add_argument("--max-parallel", type=int, help="array tasks running at once at most (--array=...%%K)")
+    p.add_argument("--merge-partition", help="partition of the merge job (no GPU) [default: --partition]")
+    p.add_argument("--merge-time", help="time limit of the merge job [default: --time]")
+    p.add_argument("--env-setup", action="append", metavar="LINE",
+                   help="shell line run first in each job, e.g. \"source ~/venvs/llmrec/bin/activate\" "
+                        "(repeatable, in order)")
+    p.add_argument("--python", help="interpreter the jobs run after --env-setup [default: python]")
+    p.add_argument("--models-dir", help="model folders, exported to the jobs as LLMREC_MODELS_DIR [default: "
+                                        "$LLMREC_MODELS_DIR here]")
+    p.add_argument("--sbatch-option", action="append", metavar="--NAME=VALUE",
+                   help="further #SBATCH option, e.g. --sbatch-option=--qos=high (repeatable)")
+    p.add_argument("--submit", action="store_true", help="submit with sbatch after writing the scripts")
+    p.add_argument("--dry-run", action="store_true", help="print the scripts, write and submit nothing")
+    p.add_argument("--force", action="store_true", help="rerun every shard and rebuild the merged artifacts")
+    return p
+
+
+def main_slurm(argv: Sequence[str]) -> int:
+    import os
+    import shlex
+
+    from ..run.stage import Layout
+    from . import slurm
+
+    args, rest = slurm_parser().parse_known_args(argv)
+    out = Path(args.out)
+    task_argv = [*rest, "--out", args.out, *(["--force"] if args.force else [])]
+    # The tasks' flags are checked here, with the augment parser itself, so a typo fails now and not on the cluster.
+    run_args = run_parser().parse_args(task_argv)
+    configure_logging(run_args.verbose)
+    if run_args.shard:
+        raise ConfigError("--shard is set per array task (--shard $SLURM_ARRAY_TASK_ID/N); drop it and give --shards N")
+    if run_args.data is None:
+        raise ConfigError("slurm needs --data: every array task must read the same prepared dataset; prepare it first "
+                          "(python -m llmrec_local.prepare ...) and pass its folder")
+    if not run_args.no_progress:
+        task_argv.append("--no-progress")  # progress bars in a batch log are noise
+    config = build_config(run_args)
+    candidates = None
+    if "pairs" in config.jobs:
+        # The N tasks would all write OUT/candidates at the same time: the candidates must exist before submitting.
+        build = (f"python -m llmrec_local.augment candidates --data {shlex.quote(run_args.data)} "
+                 f"--out {shlex.quote(args.out)} --base-run RUN (or --candidates FILE)")
+        if run_args.base_run or (run_args.candidates and not is_complete_artifact(run_args.candidates)):
+            raise ConfigError(f"slurm: the pairs job's candidates must be built once before the array, not by each "
+                              f"task: run `{build}`, then rerun this command without --base-run/--candidates")
+        candidates = run_args.candidates or Layout(out).candidates
+        if not is_complete_artifact(candidates):
+            raise ConfigError(f"slurm: the pairs job needs a complete candidates artifact at {candidates}; build it "
+                              f"first: `{build}` (or drop pairs from --jobs)")
+    table: dict[str, Any] = {}
+    if args.slurm_config:
+        document = load_toml(args.slurm_config)
+        if "slurm" not in document:
+            raise ConfigError(f"--slurm-config {args.slurm_config} has no [slurm] table; add one (keys: partition, "
+                              "account, time, gpus_per_task, ...)")
+        table = dict(document["slurm"])
+    flags = {"partition": args.partition, "account": args.account, "time": args.time,
+             "gpus_per_task": args.gpus_per_task, "cpus_per_task": args.cpus_per_task, "mem": args.mem,
+             "job_name": args.job_name, "max_parallel": args.max_parallel, "merge_partition": args.merge_partition,
+             "merge_time": args.merge_time, "env_setup": args.env_setup, "python": args.python,
+             "models_dir": args.models_dir, "sbatch_options": args.sbatch_option}
+    table.update({k: v for k, v in flags.items() if v is not None})
+    if "models_dir" not in table and os.environ.get("LLMREC_MODELS_DIR"):
+        table["models_dir"] = os.environ["LLMREC_MODELS_DIR"]
+    options = slurm.slurm_config(table)
+    folder = out.absolute() / "slurm"
+    log_dir = str(folder / "logs")
+    if any(c.isspace() or c == "%" for c in log_dir):
+        raise ConfigError(f"--out {args.out!r}: the log path {log_dir} holds a space or %, which #SBATCH --output "
+                          "cannot carry; choose an output folder without them")
+    pending = slurm.unfinished_shards(config, run_args.data, out, shards=args.shards, candidates=candidates,
+                                      force=args.force)
+    workdir = str(Path.cwd())
+    scripts = {}
+    if pending:
+        scripts[slurm.ARRAY_SCRIPT] = slurm.render_array_script(options, task_argv=task_argv, shards=args.shards,
+                                                                pending=pending, workdir=workdir, log_dir=log_dir)
+    merge_argv = ["--out", args.out, "--jobs", ",".join(config.jobs), *(["--force"] if args.force else [])]
+    scripts[slurm.MERGE_SCRIPT] = slurm.render_merge_script(options, merge_argv=merge_argv, workdir=workdir,
+                                                            log_dir=log_dir)
+    array_path = folder / slurm.ARRAY_SCRIPT if pending else None
+    scripts[slurm.SUBMIT_SCRIPT] = slurm.render_submit_script(
+        None if array_path is None else str(array_path), str(folder / slurm.MERGE_SCRIPT))
+    done = [i for i in range(args.shards) if i not in pending]
+    if not pending:
+        print(f"all {args.shards} shards are complete for this config: only the merge job is needed")
+    elif done:
+        print(f"shards {slurm.array_spec(done)} of {args.shards} are complete for this config: the array runs only "
+              f"shards {slurm.array_spec(pending)}")
+    if args.dry_run:
+        for name, text in scripts.items():
+            print(f"==> {folder / name} <==\n{text}")
+        return 0
+    if array_path is None:
+        # A previous generation's array script would still hold shards that are done now.
+        (folder / slurm.ARRAY_SCRIPT).unlink(missing_ok=True)
+    for path in slurm.write_scripts(folder, scripts):
+        print(f"wrote {path}")
+    if not args.submit:
+        print(f"submit with: bash {shlex.quote(str(folder / slurm.SUBMIT_SCRIPT))}")
+        return 0
+    ids = slurm.submit(array_path, folder / slurm.MERGE_SCRIPT)
+    if ids.array_id is not None:
+        print(f"submitted the shard array as job {ids.array_id}")
+    print(f"submitted the merge job as job {ids.merge_id}")
+    return 0
+
+
+def is_complete_artifact(path: str | Path) -> bool:
+    """Whether `path` is a finished artifact folder (the candidates a task may use as is)."""
+    from ..artifacts.base import is_complete
+
+    return Path(path).is_dir() and is_complete(path)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     import sys
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in SUBCOMMANDS:
         return {"merge": main_merge, "import": main_import, "candidates": main_candidates,
-                "inspect": main_inspect}[argv[0]](argv[1:])
+                "inspect": main_inspect, "slurm": main_slurm}[argv[0]](argv[1:])
     return main_run(argv)
 
 

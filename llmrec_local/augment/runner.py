@@ -303,17 +303,23 @@ def _backend_error_quotes(failures: Sequence[dict[str, Any]], limit: int = 3) ->
     return f"; backend errors: {quoted}{more}"
 
 
+def job_identity(job: Job, config: AugmentConfig, inputs: dict[str, Any]) -> tuple[str, dict[str, str]]:
+    """(config hash, input digests) of `job`'s artifact under `config`: what `reusable` compares a finished
+    artifact against (`run_job` to skip it, the Slurm generator to leave its shard out of the array)."""
+    # Provenance: the content of the dataset and candidates artifacts read (their paths are in `inputs`), so that
+    # records of a dataset rebuilt since (other items behind the same indices) are never reused.
+    digests = {name: artifact_digest(folder) for name, folder in sorted(inputs.items())
+               if folder and is_complete(folder)}
+    return job_config_hash(job, config, config.model), digests
+
+
 def run_job(job: Job, backend: LLMBackend, config: AugmentConfig, path: Path, cache_dir: Path, *,
             inputs: dict[str, Any], force: bool = False, progress: bool = True) -> Path:
     """Run `job` and write its artifact at `path` (skipped when a complete one for the same config exists).
 
     Raises AugmentError when more than ``config.max_failure_rate`` of the asked entities end without a valid
     record; the staging folder keeps ``failures.parquet`` and the cache keeps every answer for the rerun."""
-    chash = job_config_hash(job, config, config.model)
-    # Provenance: the content of the dataset and candidates artifacts read (their paths are in `inputs`), so that
-    # records of a dataset rebuilt since (other items behind the same indices) are never reused.
-    digests = {name: artifact_digest(folder) for name, folder in sorted(inputs.items())
-               if folder and is_complete(folder)}
+    chash, digests = job_identity(job, config, inputs)
     if reusable(path, STAGE, chash, force=force, inputs=digests):
         log.info("%s: complete artifact for this config at %s, skipping", job.name, path)
         return path

@@ -23,9 +23,11 @@ from ..errors import ConfigError
 from ..llm.base import LLMBackend
 from .config import AugmentConfig
 from .jobs import AttributesJob, DatasetLike, PairsJob, ProfilesJob
-from .runner import LazyBackend, run_job
+from .runner import Job, LazyBackend, run_job
 
 ARTIFACTS = {"pairs": "pairs", "attributes": "item_attributes", "profiles": "user_profiles"}
+NO_CANDIDATES = ("the pairs job needs candidates: pass a candidates artifact (python -m llmrec_local.candidates, or "
+                 "the pipeline's <workdir>/candidates)")
 
 
 def artifact_path(out: Path, job: str, config: AugmentConfig) -> Path:
@@ -65,6 +67,28 @@ def make_backend(config: AugmentConfig, *, models_dir: str | Path | None = None,
     return LazyBackend(resolved.model_id, build)
 
 
+def build_jobs(config: AugmentConfig, ds: DatasetLike,
+               candidates: str | Path | None) -> list[tuple[Job, dict[str, str]]]:
+    """The configured jobs in run order, each with the artifacts it reads (``{"dataset": path, ...}``, the
+    `inputs` of `run_job`). Shared by `augment` and the Slurm generator, which must compute the same artifact
+    identities as the runs it plans."""
+    dataset_path = str(getattr(ds, "path", ""))
+    jobs: list[tuple[Job, dict[str, str]]] = []
+    for name in config.jobs:
+        if name == "pairs":
+            if candidates is None:
+                raise ConfigError(NO_CANDIDATES)
+            cpath = Path(candidates)
+            frame, fingerprint = load_candidates(cpath)
+            jobs.append((PairsJob(ds, frame, config, fingerprint, candidates_k(cpath)),
+                         {"dataset": dataset_path, "candidates": str(cpath)}))
+        elif name == "attributes":
+            jobs.append((AttributesJob(ds, config), {"dataset": dataset_path}))
+        else:
+            jobs.append((ProfilesJob(ds, config), {"dataset": dataset_path}))
+    return jobs
+
+
 def augment(config: AugmentConfig, dataset: DatasetLike | str | Path, out: str | Path, *,
             backend: LLMBackend | None = None, candidates: str | Path | None = None,
             models_dir: str | Path | None = None,
@@ -79,29 +103,15 @@ def augment(config: AugmentConfig, dataset: DatasetLike | str | Path, out: str |
     """
     out = Path(out)
     ds = load_dataset(dataset)
-    dataset_path = str(getattr(ds, "path", ""))
     cache_dir = out / "augment" / "cache"
     if "pairs" in config.jobs and candidates is None:
-        raise ConfigError("the pairs job needs candidates: pass a candidates artifact (python -m "
-                          "llmrec_local.candidates, or the pipeline's <workdir>/candidates)")
+        raise ConfigError(NO_CANDIDATES)
     own = backend is None
     llm = backend if backend is not None else make_backend(config, models_dir=models_dir, base_url=base_url,
                                                            options=backend_options)
     try:
-        paths: dict[str, Path] = {}
-        jobs = []
-        for name in config.jobs:
-            if name == "pairs":
-                cpath = Path(candidates)
-                frame, fingerprint = load_candidates(cpath)
-                paths["candidates"] = cpath
-                jobs.append((PairsJob(ds, frame, config, fingerprint, candidates_k(cpath)),
-                             {"dataset": dataset_path, "candidates": str(cpath)}))
-            elif name == "attributes":
-                jobs.append((AttributesJob(ds, config), {"dataset": dataset_path}))
-            else:
-                jobs.append((ProfilesJob(ds, config), {"dataset": dataset_path}))
-        for job, inputs in jobs:
+        paths: dict[str, Path] = {"candidates": Path(candidates)} if "pairs" in config.jobs else {}
+        for job, inputs in build_jobs(config, ds, candidates):
             paths[job.name] = run_job(job, llm, config, artifact_path(out, job.name, config), cache_dir,
                                       inputs=inputs, force=force, progress=progress)
     finally:
