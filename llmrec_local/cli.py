@@ -21,6 +21,19 @@ def configure_logging(verbose: bool = False) -> None:
     )
 
 
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Appends ``(default: X)`` to an option's help when it has a real default the help does not state already.
+
+    argparse's own ArgumentDefaultsHelpFormatter also prints ``(default: None)`` for flags whose None means "take
+    the recipe's or the config's value", next to the help's own ``[default: ...]`` (a contradiction in --help)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default in (None, [], (), False, argparse.SUPPRESS) or "default" in text or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def run_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> None:
     """Run a stage's ``main(argv)``; a project error prints ``error: <message>`` and exits with status 2
     (no traceback: the message already names the bad value and the fix). Importing the package has entered the

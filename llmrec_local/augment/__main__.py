@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..cli import add_common_args, configure_logging, run_main
+from ..cli import DefaultsHelpFormatter, add_common_args, configure_logging, run_main
 from ..config import apply_overrides, config_hash, load_toml, to_dict
 from ..errors import ConfigError
 from ..run.config import candidates_config
@@ -56,7 +56,7 @@ def run_parser() -> argparse.ArgumentParser:
                     "local model. Resumable: rerun the same command after a crash; finished requests are never sent "
                     "again. Other commands: `merge` (combine --shard runs), `import` (bring external "
                     "augmentations), `candidates` (build or import candidate lists); see `<command> --help`.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=DefaultsHelpFormatter)
     p.add_argument("--data", help="prepared dataset folder (from python -m llmrec_local.prepare); default: the "
                                   "bundled MovieLens ml-latest-small, prepared into artifacts/default/dataset")
     p.add_argument("--out", help="output folder; artifacts go to OUT/augment/<job>/; default: the folder holding "
@@ -148,16 +148,16 @@ def main_run(argv: Sequence[str] | None) -> int:
     from ..run.stage import default_dataset, ensure_candidates
     from .stage import augment, make_backend
 
-    if args.data is None:
-        args.data = default_dataset(args.out)
-        print(f"--data not given: using the bundled MovieLens ml-latest-small prepared at {args.data}")
-    if args.out is None:
-        data = Path(args.data)
-        args.out = data.parent if data.name == "dataset" else Path("artifacts/default")
-    # Resolve the model before any other work (the candidates may need a base model trained): a missing model
-    # folder must fail in seconds, not after minutes of training.
+    # Resolve the model before any other work (preparing the bundled dataset, training a base model for the
+    # candidates): a missing model folder must fail in seconds and leave nothing behind.
     backend = make_backend(config, models_dir=args.models_dir, base_url=args.base_url)
     try:
+        if args.data is None:
+            args.data = default_dataset(args.out)
+            print(f"--data not given: using the bundled MovieLens ml-latest-small prepared at {args.data}")
+        if args.out is None:
+            data = Path(args.data)
+            args.out = data.parent if data.name == "dataset" else Path("artifacts/default")
         candidates = None
         if "pairs" in config.jobs:
             # The base model (when one is trained here) takes the augment seed, as it always has on this path.
@@ -269,7 +269,7 @@ def main_inspect(argv: Sequence[str]) -> int:
                     "validation/test), the generated profile and the attributes of the liked and disliked items; "
                     "then how often the liked (disliked) item is one the user interacted with later, against a "
                     "random candidate (no labels needed).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=DefaultsHelpFormatter)
     p.add_argument("--out", required=True, help="a recipe workdir or augment --out folder (holding dataset/, "
                                                 "candidates/, augment/)")
     p.add_argument("--users", type=_count, default=20, help="users to sample")

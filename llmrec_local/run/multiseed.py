@@ -26,13 +26,16 @@ from .summary import summarize_runs
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m llmrec_local.run.multiseed", description=__doc__.split("\n")[0])
-    p.add_argument("--data", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--data", type=Path, required=True, help="prepared dataset folder (python -m llmrec_local.prepare)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="output folder: OUT/<system>/seed<k>/ per run, OUT/summary.json with the paired tests")
     p.add_argument("--models", nargs="+", default=["mf", "lightgcn", "llmrec"],
                    help="systems: mf, lightgcn, sgl, simgcl, llmrec (= llmrec fixed), llmrec-faithful, llmrec-fixed")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--baseline", default="mf")
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                   help="seeds, one run per system and seed (default: 0 1 2)")
+    p.add_argument("--baseline", default="mf",
+                   help="system the others are tested against, paired over seeds and over users (default: mf)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     p.add_argument("overrides", nargs="*", help="key=value TrainConfig settings shared by all systems")
     args = p.parse_args(argv)
     configure_logging(args.verbose)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -64,3 +65,20 @@ def test_moved_keys_name_their_new_place(tmp_path: Path) -> None:
         main(["--recipe", str(recipe), "--dry-run"])
     with pytest.raises(ConfigError, match=r"augment\.base_epochs moved to candidates\.epochs"):
         main(["--set", "base_epochs=3", "--dry-run"])
+
+
+def test_missing_model_fails_before_any_work(tmp_path: Path) -> None:
+    """Without --data the command would prepare the bundled dataset (and train a base model for the candidates);
+    a model that is not on disk must stop it first, with nothing written."""
+    out = tmp_path / "out"
+    done = subprocess.run([*PY, "--model", "qwen2-7b", "--models-dir", str(tmp_path / "models"), "--out", str(out)],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": str(tmp_path)})
+    assert done.returncode == 2 and "hf download" in done.stderr and "Traceback" not in done.stderr
+    assert not out.exists()
+
+
+def test_help_shows_no_none_defaults(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    assert "(default: None)" not in text and "[default: qwen2-7b]" in " ".join(text.split())
