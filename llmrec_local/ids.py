@@ -63,15 +63,6 @@ class IdVocabulary:
                 "dataset, or its ids need the same form as the dataset's")
         return np.fromiter((self._index[str(v)] for v in external_ids if str(v) in self._index), dtype=np.int64)
 
-    def external(self, indices: Iterable[int]) -> list[str]:
-        """External ids of `indices`; DataError for an index outside [0, n)."""
-        out = []
-        for i in indices:
-            if not 0 <= int(i) < len(self.ids):
-                raise DataError(f"{self.entity} index {i} is outside [0, {len(self.ids)}) of the vocabulary")
-            out.append(self.ids[int(i)])
-        return out
-
     def check_indices(self, indices: np.ndarray, *, where: str = "input") -> None:
         """DataError when any of `indices` is outside [0, n) (data built for another dataset)."""
         indices = np.asarray(indices)
