@@ -17,7 +17,8 @@ def test_index_compares_ids_as_text() -> None:
 
 def test_unknown_ids_error_names_the_first_the_count_and_the_source() -> None:
     vocab = IdVocabulary("user", ["u1", "u2"])
-    with pytest.raises(DataError, match=r"imports.csv: user id 'x' is not in the dataset's vocabulary \(2 unknown of 3"):
+    message = r"imports.csv: user id 'x' is not in the dataset's vocabulary \(2 unknown of 3"
+    with pytest.raises(DataError, match=message):
         vocab.index(["u1", "x", "y"], where="imports.csv")
 
 
