@@ -7,29 +7,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from testkit.graphs import I, U, fixed_batch, random_train, seeded_model
 
 from llmrec_local.graph import GraphEdges, build_graph, drop_edges
-from llmrec_local.models import SGL, TripleBatch, build_model
 from llmrec_local.models.losses import info_nce
-
-U, I = 30, 40
-
-
-def _train(seed: int = 0, p: float = 0.3) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return np.array([[u, i] for u in range(U) for i in range(I) if rng.random() < p])
-
-
-def _batch(device: str = "cpu") -> TripleBatch:
-    g = torch.Generator().manual_seed(1)
-    users = torch.randperm(U, generator=g)[:16]
-    pos, neg = torch.randint(0, I, (16,), generator=g), torch.randint(0, I, (16,), generator=g)
-    return TripleBatch(users.to(device), pos.to(device), neg.to(device), 16)
-
-
-def _sgl(train: np.ndarray, **kw) -> SGL:
-    torch.manual_seed(0)
-    return build_model("sgl", n_users=U, n_items=I, train=train, **kw)
 
 
 def test_info_nce_equals_hand_computed_value():
@@ -45,7 +26,7 @@ def test_info_nce_equals_hand_computed_value():
 
 
 def test_edge_dropout_drops_the_expected_fraction_and_renormalises_the_view():
-    train = _train(p=0.5)
+    train = random_train(p=0.5)
     edges = GraphEdges.from_graph(build_graph(train, U, I))
     view = drop_edges(edges, 0.1, generator=torch.Generator().manual_seed(3))
     kept = view.user_item.to_dense() > 0
@@ -67,20 +48,20 @@ def test_edge_dropout_drops_the_expected_fraction_and_renormalises_the_view():
 
 
 def test_edge_dropout_is_reproducible_from_the_generator_and_off_when_not_training():
-    edges = GraphEdges.from_graph(build_graph(_train(), U, I))
+    edges = GraphEdges.from_graph(build_graph(random_train(), U, I))
     a = drop_edges(edges, 0.2, generator=torch.Generator().manual_seed(7))
     b = drop_edges(edges, 0.2, generator=torch.Generator().manual_seed(7))
     c = drop_edges(edges, 0.2, generator=torch.Generator().manual_seed(8))
     assert torch.equal(a.user_item.to_dense(), b.user_item.to_dense())
     assert not torch.equal(a.user_item.to_dense(), c.user_item.to_dense())
     full = drop_edges(edges, 0.2, generator=None, training=False)
-    torch.testing.assert_close(full.user_item.to_dense(), build_graph(_train(), U, I).user_item.to_dense())
+    torch.testing.assert_close(full.user_item.to_dense(), build_graph(random_train(), U, I).user_item.to_dense())
 
 
 def test_loss_is_bpr_plus_weighted_ssl_and_gradients_flow():
-    train = _train()
-    model = _sgl(train)
-    batch = _batch()
+    train = random_train()
+    model = seeded_model("sgl", train)
+    batch = fixed_batch()
     total, parts = model.loss(batch, generator=torch.Generator().manual_seed(0))
     assert set(parts) == {"bpr", "reg", "ssl"} and float(parts["ssl"]) > 0
     torch.testing.assert_close(total.detach(), parts["bpr"] + parts["reg"] + parts["ssl"])
@@ -88,7 +69,7 @@ def test_loss_is_bpr_plus_weighted_ssl_and_gradients_flow():
     assert model.user.grad is not None and model.item.grad is not None
     assert float(model.user.grad[batch.users].abs().sum()) > 0 and bool(torch.isfinite(model.item.grad).all())
     # the SSL term alone moves the tables: its gradient is the difference from a lambda = 0 model's
-    plain = _sgl(train, cl_weight=0.0)
+    plain = seeded_model("sgl", train, cl_weight=0.0)
     plain_total, plain_parts = plain.loss(batch, generator=torch.Generator().manual_seed(0))
     assert set(plain_parts) == {"bpr", "reg"}
     plain_total.backward()
@@ -97,8 +78,8 @@ def test_loss_is_bpr_plus_weighted_ssl_and_gradients_flow():
 
 
 def test_loss_is_deterministic_for_a_fixed_generator():
-    model = _sgl(_train())
-    batch = _batch()
+    model = seeded_model("sgl", random_train())
+    batch = fixed_batch()
     a = model.loss(batch, generator=torch.Generator().manual_seed(5))[1]["ssl"]
     b = model.loss(batch, generator=torch.Generator().manual_seed(5))[1]["ssl"]
     c = model.loss(batch, generator=torch.Generator().manual_seed(6))[1]["ssl"]
@@ -109,9 +90,9 @@ def test_loss_is_deterministic_for_a_fixed_generator():
 
 def test_constructor_checks_its_ranges():
     with pytest.raises(ValueError, match="edge_drop_rate"):
-        _sgl(_train(), edge_drop_rate=1.0)
+        seeded_model("sgl", random_train(), edge_drop_rate=1.0)
     with pytest.raises(ValueError, match="cl_temp"):
-        _sgl(_train(), cl_temp=0.0)
+        seeded_model("sgl", random_train(), cl_temp=0.0)
 
 
 @pytest.mark.cuda
@@ -120,14 +101,14 @@ def test_loss_and_gradients_match_cpu_on_cuda():
     """Edge dropout draws from a device generator, so the CPU and CUDA views differ; with training=False (full
     graph in both views) and with rho = 0 the loss, its parts and the gradients agree to float32 rounding, and a
     training-mode CUDA loss is finite and reproducible from its generator."""
-    train = _train()
-    cpu, gpu = _sgl(train), _sgl(train).to("cuda")
+    train = random_train()
+    cpu, gpu = seeded_model("sgl", train), seeded_model("sgl", train).to("cuda")
     for rho, training in ((0.0, True), (0.1, False)):
         cpu.edge_drop_rate = gpu.edge_drop_rate = rho
         results = []
         for model, dev in ((cpu, "cpu"), (gpu, "cuda")):
             model.zero_grad(set_to_none=True)
-            total, parts = model.loss(_batch(dev), generator=torch.Generator(device=dev).manual_seed(0),
+            total, parts = model.loss(fixed_batch(dev), generator=torch.Generator(device=dev).manual_seed(0),
                                       training=training)
             total.backward()
             results.append((total.detach().cpu(), {k: v.cpu() for k, v in parts.items()},
@@ -139,5 +120,5 @@ def test_loss_and_gradients_match_cpu_on_cuda():
         torch.testing.assert_close(gu1, gu0, rtol=1e-4, atol=1e-6)
         torch.testing.assert_close(gi1, gi0, rtol=1e-4, atol=1e-6)
     gpu.edge_drop_rate = 0.1
-    runs = [gpu.loss(_batch("cuda"), generator=torch.Generator(device="cuda").manual_seed(4))[0] for _ in range(2)]
+    runs = [gpu.loss(fixed_batch("cuda"), generator=torch.Generator(device="cuda").manual_seed(4))[0] for _ in range(2)]
     assert bool(torch.isfinite(runs[0])) and torch.equal(runs[0], runs[1])

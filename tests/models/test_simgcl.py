@@ -2,31 +2,11 @@
 transcription without layer 0, the loss (parts, gradients, determinism by generator) and CPU/CUDA parity. Training on
 planted data: tests/train/test_train.py."""
 
-import numpy as np
 import pytest
 import torch
+from testkit.graphs import I, U, fixed_batch, random_train, seeded_model
 
-from llmrec_local.models import SimGCL, TripleBatch, build_model
 from llmrec_local.models.simgcl import uniform_noise
-
-U, I = 30, 40
-
-
-def _train(seed: int = 0, p: float = 0.3) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return np.array([[u, i] for u in range(U) for i in range(I) if rng.random() < p])
-
-
-def _batch(device: str = "cpu") -> TripleBatch:
-    g = torch.Generator().manual_seed(1)
-    users = torch.randperm(U, generator=g)[:16]
-    pos, neg = torch.randint(0, I, (16,), generator=g), torch.randint(0, I, (16,), generator=g)
-    return TripleBatch(users.to(device), pos.to(device), neg.to(device), 16)
-
-
-def _simgcl(train: np.ndarray, **kw) -> SimGCL:
-    torch.manual_seed(0)
-    return build_model("simgcl", n_users=U, n_items=I, train=train, **kw)
 
 
 def test_noise_has_length_eps_and_the_sign_of_its_input():
@@ -43,7 +23,7 @@ def test_noise_has_length_eps_and_the_sign_of_its_input():
 def test_noise_is_zero_when_not_training():
     x = torch.randn(5, 4)
     assert torch.equal(uniform_noise(x, 0.1, generator=None, training=False), torch.zeros(5, 4))
-    model = _simgcl(_train())
+    model = seeded_model("simgcl", random_train())
     clean = model.embeddings()
     for a, b in zip(model.encode(perturbed=True, training=False), clean):
         assert torch.equal(a, b)
@@ -52,8 +32,8 @@ def test_noise_is_zero_when_not_training():
 
 
 def test_clean_view_is_the_mean_of_layers_1_to_L():
-    train = _train()
-    model = _simgcl(train, n_layers=2)
+    train = random_train()
+    model = seeded_model("simgcl", train, n_layers=2)
     r = torch.zeros(U, I)
     r[train[:, 0], train[:, 1]] = 1
     a = r * (r.sum(1, keepdim=True) * r.sum(0, keepdim=True)).clamp(min=1).rsqrt()
@@ -65,15 +45,15 @@ def test_clean_view_is_the_mean_of_layers_1_to_L():
 
 
 def test_loss_is_bpr_plus_weighted_cl_and_gradients_flow():
-    train = _train()
-    model = _simgcl(train)
-    batch = _batch()
+    train = random_train()
+    model = seeded_model("simgcl", train)
+    batch = fixed_batch()
     total, parts = model.loss(batch, generator=torch.Generator().manual_seed(0))
     assert set(parts) == {"bpr", "reg", "cl"} and float(parts["cl"]) > 0
     torch.testing.assert_close(total.detach(), parts["bpr"] + parts["reg"] + parts["cl"])
     total.backward()
     assert float(model.user.grad[batch.users].abs().sum()) > 0 and bool(torch.isfinite(model.item.grad).all())
-    plain = _simgcl(train, cl_weight=0.0)
+    plain = seeded_model("simgcl", train, cl_weight=0.0)
     plain_total, plain_parts = plain.loss(batch, generator=torch.Generator().manual_seed(0))
     assert set(plain_parts) == {"bpr", "reg"}
     plain_total.backward()
@@ -82,8 +62,8 @@ def test_loss_is_bpr_plus_weighted_cl_and_gradients_flow():
 
 
 def test_loss_is_deterministic_for_a_fixed_generator():
-    model = _simgcl(_train())
-    batch = _batch()
+    model = seeded_model("simgcl", random_train())
+    batch = fixed_batch()
     a = model.loss(batch, generator=torch.Generator().manual_seed(5))[1]["cl"]
     b = model.loss(batch, generator=torch.Generator().manual_seed(5))[1]["cl"]
     c = model.loss(batch, generator=torch.Generator().manual_seed(6))[1]["cl"]
@@ -92,9 +72,9 @@ def test_loss_is_deterministic_for_a_fixed_generator():
 
 def test_constructor_checks_its_ranges():
     with pytest.raises(ValueError, match="n_layers"):
-        _simgcl(_train(), n_layers=0)
+        seeded_model("simgcl", random_train(), n_layers=0)
     with pytest.raises(ValueError, match="noise_eps"):
-        _simgcl(_train(), noise_eps=-0.1)
+        seeded_model("simgcl", random_train(), noise_eps=-0.1)
 
 
 @pytest.mark.cuda
@@ -103,14 +83,14 @@ def test_loss_and_gradients_match_cpu_on_cuda():
     """The noise comes from a device generator, so the CPU and CUDA views differ; without noise (training=False, and
     eps = 0 while training) the loss, its parts and the gradients agree to float32 rounding, and a noisy CUDA loss is
     finite and reproducible from its generator."""
-    train = _train()
-    cpu, gpu = _simgcl(train), _simgcl(train).to("cuda")
+    train = random_train()
+    cpu, gpu = seeded_model("simgcl", train), seeded_model("simgcl", train).to("cuda")
     for eps, training in ((0.0, True), (0.1, False)):
         cpu.noise_eps = gpu.noise_eps = eps
         results = []
         for model, dev in ((cpu, "cpu"), (gpu, "cuda")):
             model.zero_grad(set_to_none=True)
-            total, parts = model.loss(_batch(dev), generator=torch.Generator(device=dev).manual_seed(0),
+            total, parts = model.loss(fixed_batch(dev), generator=torch.Generator(device=dev).manual_seed(0),
                                       training=training)
             total.backward()
             results.append((total.detach().cpu(), {k: v.cpu() for k, v in parts.items()},
@@ -122,5 +102,5 @@ def test_loss_and_gradients_match_cpu_on_cuda():
         torch.testing.assert_close(gu1, gu0, rtol=1e-4, atol=1e-6)
         torch.testing.assert_close(gi1, gi0, rtol=1e-4, atol=1e-6)
     gpu.noise_eps = 0.1
-    runs = [gpu.loss(_batch("cuda"), generator=torch.Generator(device="cuda").manual_seed(4))[0] for _ in range(2)]
+    runs = [gpu.loss(fixed_batch("cuda"), generator=torch.Generator(device="cuda").manual_seed(4))[0] for _ in range(2)]
     assert bool(torch.isfinite(runs[0])) and torch.equal(runs[0], runs[1])

@@ -1,0 +1,31 @@
+"""Tiny random bipartite data for the model tests: a (user, item) training set and one fixed triple batch."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from llmrec_local.models import Recommender, TripleBatch, build_model
+
+#: users and items of the tiny graph
+U, I = 30, 40
+
+
+def random_train(seed: int = 0, p: float = 0.3) -> np.ndarray:
+    """(n, 2) int training pairs: each of the U x I pairs kept with probability `p` (seeded)."""
+    rng = np.random.default_rng(seed)
+    return np.array([[u, i] for u in range(U) for i in range(I) if rng.random() < p])
+
+
+def fixed_batch(device: str = "cpu") -> TripleBatch:
+    """16 distinct users with random positive and negative items, the same on every call (generator seed 1)."""
+    g = torch.Generator().manual_seed(1)
+    users = torch.randperm(U, generator=g)[:16]
+    pos, neg = torch.randint(0, I, (16,), generator=g), torch.randint(0, I, (16,), generator=g)
+    return TripleBatch(users.to(device), pos.to(device), neg.to(device), 16)
+
+
+def seeded_model(name: str, train: np.ndarray, **kwargs: object) -> Recommender:
+    """`build_model(name)` on the tiny graph with torch's global seed 0 (the weight init draws from it)."""
+    torch.manual_seed(0)
+    return build_model(name, n_users=U, n_items=I, train=train, **kwargs)
