@@ -52,6 +52,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"error: unknown command {command!r}{hint}\n\n{usage()}", file=sys.stderr)
         sys.exit(2)
     module = COMMANDS[command][0]
+    from . import cli
+
+    cli.invoked_as = f"llmrec {command}"  # the usage lines of its parsers
     # The module reads its arguments from sys.argv exactly as under `python -m`, and exits through its own run_main.
     sys.argv = [f"llmrec {command}", *rest]
     runpy.run_module(module, run_name="__main__", alter_sys=True)

@@ -49,6 +49,20 @@ class DefaultsHelpFormatter(argparse.HelpFormatter):
         return f"{text} (default: %(default)s)"
 
 
+#: ``llmrec <command>`` while the ``llmrec`` command runs a module (set by `llmrec_local.__main__`; runpy replaces
+#: ``sys.argv[0]`` with the module's file, so the name has to travel here).
+invoked_as: str | None = None
+
+
+def prog(default: str) -> str:
+    """A parser's program name: `default` (``python -m llmrec_local.augment merge``), or, when run through the
+    ``llmrec`` command, the same headed by ``llmrec <command>`` (``llmrec augment merge``), so usage lines show
+    what the user typed."""
+    if invoked_as is None:
+        return default
+    return " ".join([invoked_as, *default.split(" ")[3:]])
+
+
 def run_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> None:
     """Run a stage's ``main(argv)``; a project error prints ``error: <message>`` and exits with status 2
     (no traceback: the message already names the bad value and the fix). Importing the package has entered the
@@ -123,13 +137,12 @@ def add_overrides(parser: argparse.ArgumentParser, table: str | None, example: s
                    metavar="KEY=VALUE")
 
 
-def add_recipe(parser: argparse.ArgumentParser, table: str, *, old: str | None = None,
-               what: str = "recipe TOML file") -> None:
-    """``--recipe FILE`` (into ``args.recipe``, a Path) whose `table` table gives the settings; `old` is a former
-    spelling kept as a hidden deprecated alias."""
+def add_recipe(parser: argparse.ArgumentParser, table: str, *, old: str | None = None, note: str = "") -> None:
+    """``--recipe FILE`` (into ``args.recipe``, a Path) whose `table` table gives the settings; `note` adds to the
+    help; `old` is a former spelling kept as a hidden deprecated alias."""
     parser.add_argument("--recipe", type=Path, metavar="FILE",
-                        help=f"{what} whose [{table}] table gives the settings (the flags and KEY=VALUE overrides "
-                             "win over it)")
+                        help=f"TOML recipe whose [{table}] table gives the settings{note}; the flags and KEY=VALUE "
+                             "overrides win over it")
     if old:
         add_deprecated(parser, old, dest="recipe", new="--recipe", type=Path, metavar="FILE")
 

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmrec_local.cli import add_deprecated, add_dry_run, add_overrides, configure_logging, parse_args
+from llmrec_local.cli import add_deprecated, add_dry_run, add_overrides, configure_logging, parse_args, prog
 from llmrec_local.compat import install_vllm_cpu_version_shim, propagate_to_subprocesses, vllm_runs_on_cpu
 from llmrec_local.errors import BackendError, ConfigError
 from llmrec_local.llm.openai_backend import api_key_from_env
@@ -339,7 +339,7 @@ def _exec_vllm(argv: list[str]) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m serving.llm_server",
+    parser = argparse.ArgumentParser(prog=prog("python -m serving.llm_server"),
                                      description="Start a shared OpenAI-compatible vLLM server for a model alias.")
     parser.add_argument("--recipe", type=Path, metavar="FILE",
                         help="TOML file whose [server] table gives the settings (the flags and KEY=VALUE "

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..cli import (DefaultsHelpFormatter, add_common_args, add_dry_run, add_overrides, add_recipe, configure_logging,
-                   parse_args, print_dry_run, run_main, would_write)
+                   parse_args, print_dry_run, prog, run_main, would_write)
 from ..config import apply_overrides, config_hash, dump_toml, load_toml, to_dict
 from ..errors import ConfigError
 from ..run.config import candidates_config
@@ -53,7 +53,7 @@ class RefuseApiKey(argparse.Action):
 
 def run_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m llmrec_local.augment",
+        prog=prog("python -m llmrec_local.augment"),
         description="Run the LLM augmentation jobs (implicit-feedback pairs, item attributes, user profiles) with a "
                     "local model. Resumable: rerun the same command after a crash; finished requests are never sent "
                     "again. Other commands: `merge` (combine --shard runs), `import` (bring external "
@@ -63,8 +63,7 @@ def run_parser() -> argparse.ArgumentParser:
                                   "bundled MovieLens ml-latest-small, prepared into artifacts/default/dataset")
     p.add_argument("--out", help="output folder; artifacts go to OUT/augment/<job>/; default: the folder holding "
                                  "--data when it is named `dataset`, else artifacts/default")
-    add_recipe(p, "augment", what="TOML recipe (its [candidates] table sets K and the base model trained for the "
-                                  "candidates)")
+    add_recipe(p, "augment", note="; its [candidates] table sets K and the base model trained for the candidates")
     p.add_argument("--model", help="LLM alias from recipes/models.toml (e.g. qwen2-7b, smoke) or a model folder "
                                    "[default: qwen2-7b]")
     p.add_argument("--backend", choices=["auto", "vllm", "openai", "transformers"],
@@ -206,7 +205,7 @@ def main_run(argv: Sequence[str] | None) -> int:
 
 
 def merge_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m llmrec_local.augment merge",
+    p = argparse.ArgumentParser(prog=prog("python -m llmrec_local.augment merge"),
                                 description="Merge the shard folders OUT/augment/<job>.shard-i-of-N of complete "
                                             "--shard runs into OUT/augment/<job>/.")
     p.add_argument("--out", required=True, help="the output folder the shard runs wrote to")
@@ -243,7 +242,7 @@ def main_merge(argv: Sequence[str]) -> int:
 
 def import_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m llmrec_local.augment import",
+        prog=prog("python -m llmrec_local.augment import"),
         description="Import augmentations made elsewhere into OUT/augment/<job>/ (and LLMRec's embedding pickles "
                     "into OUT/embed/). Pickles are read with a restricted unpickler (no code execution).")
     p.add_argument("--data", required=True, help="prepared dataset folder the files refer to")
@@ -300,7 +299,7 @@ def main_import(argv: Sequence[str]) -> int:
 
 def candidates_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m llmrec_local.augment candidates",
+        prog=prog("python -m llmrec_local.augment candidates"),
         description="Write OUT/candidates/ (user, rank, item): the top-K unseen items per user from a training "
                     "run's embeddings (training items masked; the original did not mask them), or imported.")
     p.add_argument("--data", required=True, help="prepared dataset folder")
@@ -341,7 +340,7 @@ def _count(text: str) -> int:
 
 def inspect_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m llmrec_local.augment inspect",
+        prog=prog("python -m llmrec_local.augment inspect"),
         description="Show what the LLM said, reading only: for a seeded sample of users, the training history beside "
                     "the candidates (the chosen liked/disliked pair marked, * = items the user interacted with in "
                     "validation/test), the generated profile and the attributes of the liked and disliked items; "
@@ -379,7 +378,7 @@ def slurm_parser() -> argparse.ArgumentParser:
     """The `slurm` subcommand's own flags; every other flag is an augment flag, handed to each array task."""
     # allow_abbrev=False: an abbreviation must never swallow an augment flag meant for the tasks.
     p = argparse.ArgumentParser(
-        prog="python -m llmrec_local.augment slurm", allow_abbrev=False,
+        prog=prog("python -m llmrec_local.augment slurm"), allow_abbrev=False,
         description="Write (and with --submit submit) a Slurm job array that runs the augment command once per "
                     "shard (--shard i/N), and a merge job that starts after every shard succeeded. Every flag not "
                     "listed here is an augment flag or KEY=VALUE override (--data, --model, --jobs, --recipe, "

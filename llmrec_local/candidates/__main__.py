@@ -20,7 +20,7 @@ from typing import Any
 
 from ..artifacts.base import read_manifest
 from ..cli import (add_common_args, add_dry_run, add_overrides, add_recipe, configure_logging, parse_args,
-                   print_dry_run, run_main, would_write)
+                   print_dry_run, prog, run_main, would_write)
 from ..config import apply_overrides, dump_toml, load_toml, to_dict
 from ..run.config import candidates_config
 from .config import CandidatesConfig
@@ -28,7 +28,7 @@ from .config import CandidatesConfig
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m llmrec_local.candidates", formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog=prog("python -m llmrec_local.candidates"), formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Write a candidates artifact (user, rank, item): the top-K unseen items per user from a "
                     "training run's embeddings (training items masked; the original did not mask them), or "
                     "imported from a file.", epilog="\n".join(__doc__.split("\n")[2:]))

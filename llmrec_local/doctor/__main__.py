@@ -16,11 +16,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..cli import prog
 from .checks import run_checks, verdict
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m llmrec_local.doctor", description=__doc__.split("\n")[0],
+    p = argparse.ArgumentParser(prog=prog("python -m llmrec_local.doctor"), description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="\n".join(__doc__.split("\n")[2:]))
     p.add_argument("--models-dir", type=Path, help="models directory to check first (as the CLIs' --models-dir)")

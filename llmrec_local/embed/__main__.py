@@ -19,7 +19,7 @@ from typing import Any
 
 from ..artifacts.base import read_manifest
 from ..cli import (add_common_args, add_dry_run, add_overrides, add_recipe, configure_logging, parse_args,
-                   print_dry_run, run_main, would_write)
+                   print_dry_run, prog, run_main, would_write)
 from ..config import apply_overrides, dump_toml, from_mapping, load_toml, to_dict
 from .config import EmbedConfig
 from .sources import SOURCES
@@ -28,7 +28,7 @@ from .stage import check_augment_folder, embed
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m llmrec_local.embed",
+        prog=prog("python -m llmrec_local.embed"),
         description="Encode item text, generated item attributes, user profiles and posters into embedding "
                     "artifacts (ids + vectors + mask) with local sentence-transformers / open_clip models. "
                     "Unchanged rows are served from a content-hash cache under OUT/.cache.",

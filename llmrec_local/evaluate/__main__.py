@@ -15,11 +15,11 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..cli import add_common_args, add_dry_run, configure_logging, print_dry_run, run_main, would_write
+from ..cli import add_common_args, add_dry_run, configure_logging, print_dry_run, prog, run_main, would_write
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m llmrec_local.evaluate", description=__doc__.split("\n")[0],
+    p = argparse.ArgumentParser(prog=prog("python -m llmrec_local.evaluate"), description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", type=Path, required=True, help="run folder (from llmrec_local.train)")
     p.add_argument("--data", type=Path, required=True, help="the dataset artifact the run was trained on")

@@ -18,7 +18,7 @@ import platform
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..cli import add_dry_run, configure_logging, print_dry_run, run_main, would_write
+from ..cli import add_dry_run, configure_logging, print_dry_run, prog, run_main, would_write
 from .manifest import read_manifest, verify_kit
 from .pack import ENVS, check_pack, model_folders, pack, repo_root
 
@@ -29,7 +29,7 @@ def _size(n: int) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """Parser with the two sub-commands."""
-    p = argparse.ArgumentParser(prog="python -m llmrec_local.kit", description=__doc__.split("\n")[0],
+    p = argparse.ArgumentParser(prog=prog("python -m llmrec_local.kit"), description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="\n".join(__doc__.split("\n")[2:]))
     sub = p.add_subparsers(dest="command", required=True)

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from ..artifacts.base import is_complete, read_manifest, read_summary
-from ..cli import (add_common_args, add_dry_run, add_overrides, configure_logging, parse_args, print_dry_run, run_main,
-                   would_write)
+from ..cli import (add_common_args, add_dry_run, add_overrides, configure_logging, parse_args, print_dry_run, prog,
+                   run_main, would_write)
 from ..config import apply_overrides, config_hash, dump_toml, from_mapping, to_dict
 from .config import PrepareConfig
 from .stage import prepare
@@ -65,7 +65,7 @@ _FIELD_FLAGS: dict[str, dict[str, Any]] = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m llmrec_local.prepare",
+        prog=prog("python -m llmrec_local.prepare"),
         description="Prepare a dataset artifact (interactions, split, items, users parquet + manifest + summary) "
                     "from LLMRec's release folder, a MovieLens release, or generic CSV/parquet tables.",
     )

@@ -15,12 +15,12 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..cli import add_dry_run, configure_logging, print_dry_run, run_main, would_write
+from ..cli import add_dry_run, configure_logging, print_dry_run, prog, run_main, would_write
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Parser with the `export` sub-command."""
-    p = argparse.ArgumentParser(prog="python -m llmrec_local.report", description=__doc__.split("\n")[0],
+    p = argparse.ArgumentParser(prog=prog("python -m llmrec_local.report"), description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="\n".join(__doc__.split("\n")[2:]))
     sub = p.add_subparsers(dest="command", required=True)

@@ -13,14 +13,14 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..cli import add_common_args, add_dry_run, add_overrides, configure_logging, parse_args, run_main
+from ..cli import add_common_args, add_dry_run, add_overrides, configure_logging, parse_args, prog, run_main
 from .config import load_recipe, resolved_toml
 from .stage import STAGES, Layout, run_pipeline, select_stages
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m llmrec_local.run", description=__doc__.split("\n")[0],
+        prog=prog("python -m llmrec_local.run"), description=__doc__.split("\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog="\n".join(__doc__.split("\n")[2:]))
     p.add_argument("recipe", type=Path, help="recipe TOML file (see recipes/README.md)")
     add_overrides(p, None, "train.epochs=5 recipe.seeds=[0]")

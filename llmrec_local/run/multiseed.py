@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, required=True, help="prepared dataset folder (python -m llmrec_local.prepare)")
     p.add_argument("--out", type=Path, required=True,
                    help="output folder: OUT/<system>/seed<k>/ per run, OUT/summary.json with the paired tests")
-    add_recipe(p, "train", what="TOML recipe (or a file holding only the train settings)")
+    add_recipe(p, "train", note=" (a file without one is read whole)")
     p.add_argument("--models", nargs="+", default=["mf", "lightgcn", "llmrec"],
                    help="systems: mf, lightgcn, sgl, simgcl, llmrec (= llmrec fixed), llmrec-faithful, llmrec-fixed")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],

@@ -17,17 +17,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..cli import (add_common_args, add_dry_run, add_overrides, add_recipe, configure_logging, parse_args,
-                   print_dry_run, run_main, would_write)
+                   print_dry_run, prog, run_main, would_write)
 from ..config import apply_overrides, from_mapping, load_toml
 from ..errors import ConfigError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m llmrec_local.train", description=__doc__.split("\n")[0],
+    p = argparse.ArgumentParser(prog=prog("python -m llmrec_local.train"), description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, required=True, help="dataset artifact folder (from llmrec_local.prepare)")
     p.add_argument("--out", type=Path, required=True, help="run folder to create")
-    add_recipe(p, "train", old="--config", what="TOML recipe (or a file holding only the train settings)")
+    add_recipe(p, "train", old="--config", note=" (a file without one is read whole)")
     p.add_argument("--model", choices=["mf", "lightgcn", "sgl", "simgcl", "llmrec"], help="model (= model.name=...)")
     p.add_argument("--variant", choices=["faithful", "fixed"], help="LLMRec variant (= model.variant=...)")
     p.add_argument("--seed", type=int, help="random seed (= seed=...)")
