@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "embed": ("llmrec_local.embed", "encode item text, attributes, profiles and posters"),
     "train": ("llmrec_local.train", "train MF, LightGCN or LLMRec on a dataset artifact"),
     "evaluate": ("llmrec_local.evaluate", "full-ranking evaluation of a run"),
+    "report": ("llmrec_local.report", "export finished runs' curves and test metrics to TensorBoard (report export)"),
     "serve": ("serving.recommend_server", "the recommendation API on 127.0.0.1"),
     "llm-server": ("serving.llm_server", "the lab's shared OpenAI-compatible vLLM server"),
     "kit": ("llmrec_local.kit", "pack and verify the air-gapped kit"),
@@ -32,6 +33,10 @@ def usage() -> str:
     lines = ["usage: llmrec <command> [arguments ...]   (llmrec <command> --help for its options)", "",
              "commands:"]
     lines += [f"  {name:<{width}}  {text}" for name, (_, text) in COMMANDS.items()]
+    lines += ["", "conventions:",
+              "  KEY=VALUE      override a setting, anywhere among the flags (llmrec train ... epochs=5 model.dim=128)",
+              "  --recipe FILE  read the settings from a recipe's table (llmrec run takes the recipe as its argument)",
+              "  --dry-run      print the resolved settings and what would be written where; write nothing"]
     return "\n".join(lines)
 
 
@@ -47,6 +52,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"error: unknown command {command!r}{hint}\n\n{usage()}", file=sys.stderr)
         sys.exit(2)
     module = COMMANDS[command][0]
+    from . import cli
+
+    cli.invoked_as = f"llmrec {command}"  # the usage lines of its parsers
     # The module reads its arguments from sys.argv exactly as under `python -m`, and exits through its own run_main.
     sys.argv = [f"llmrec {command}", *rest]
     runpy.run_module(module, run_name="__main__", alter_sys=True)

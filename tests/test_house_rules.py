@@ -35,6 +35,7 @@ HEAVY_OWNERS = {
     "open_clip": ("llmrec_local.embed.image",),
     "torchvision": (),
     "fastapi": ("serving.app",),
+    "tensorboard": ("llmrec_local.report.tensorboard",),
 }
 
 
@@ -194,8 +195,8 @@ def test_no_import_cycles_between_modules() -> None:
 
 
 ENTRY_POINTS = ["llmrec_local.prepare", "llmrec_local.candidates", "llmrec_local.augment", "llmrec_local.embed",
-                "llmrec_local.train", "llmrec_local.evaluate", "llmrec_local.run", "llmrec_local.llm.smoke",
-                "serving", "serving.recommend_server", "serving.llm_server"]
+                "llmrec_local.train", "llmrec_local.evaluate", "llmrec_local.report", "llmrec_local.run",
+                "llmrec_local.llm.smoke", "serving", "serving.recommend_server", "serving.llm_server"]
 
 
 @pytest.mark.parametrize("module", ENTRY_POINTS)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import ArtifactError
-from .base import check_kind, require_stage, stamp_kind
+from .base import COMPLETE_MARKER, check_kind, read_manifest, require_stage, stamp_kind
 
 if TYPE_CHECKING:
     import torch
@@ -156,3 +156,19 @@ def read_train_log(run_dir: str | Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def find_runs(root: str | Path) -> list[Path]:
+    """Every complete run folder at or below `root` (a recipe workdir, a multi-seed output), sorted; staging
+    folders (``.<name>.partial``) and the other kinds of artifacts are left out."""
+    root = Path(root)
+    found = []
+    for marker in sorted(root.rglob(COMPLETE_MARKER)):
+        folder = marker.parent
+        if any(part.startswith(".") for part in folder.relative_to(root).parts):
+            continue
+        manifest = read_manifest(folder)
+        if manifest.get("stage") == STAGE:
+            check_kind(folder, manifest, KIND, SCHEMA_VERSION)
+            found.append(folder)
+    return found

@@ -3,6 +3,7 @@
     python -m llmrec_local.augment --model qwen2-7b          # the bundled ml-latest-small, into artifacts/default
     python -m llmrec_local.augment --model qwen2-7b --data DATASET --out OUT --base-run runs/<id>
     python -m llmrec_local.augment --model smoke --data DATASET --out OUT --jobs attributes,profiles --max-requests 50
+    python -m llmrec_local.augment --model qwen2-7b pairs.temperature=0.8 --dry-run
     python -m llmrec_local.augment merge --out OUT [--jobs pairs,attributes,profiles]
     python -m llmrec_local.augment import --data DATASET --out OUT --llmrec-release DIR
     python -m llmrec_local.augment candidates --data DATASET --out OUT --base-run runs/<id> [--k 10]
@@ -19,8 +20,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..cli import DefaultsHelpFormatter, add_common_args, configure_logging, run_main
-from ..config import apply_overrides, config_hash, load_toml, to_dict
+from ..cli import (DefaultsHelpFormatter, add_common_args, add_dry_run, add_overrides, add_recipe, configure_logging,
+                   parse_args, print_dry_run, prog, run_main, would_write)
+from ..config import apply_overrides, config_hash, dump_toml, load_toml, to_dict
 from ..errors import ConfigError
 from ..run.config import candidates_config
 from .config import JOB_NAMES, AugmentConfig, augment_config
@@ -51,7 +53,7 @@ class RefuseApiKey(argparse.Action):
 
 def run_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m llmrec_local.augment",
+        prog=prog("python -m llmrec_local.augment"),
         description="Run the LLM augmentation jobs (implicit-feedback pairs, item attributes, user profiles) with a "
                     "local model. Resumable: rerun the same command after a crash; finished requests are never sent "
                     "again. Other commands: `merge` (combine --shard runs), `import` (bring external "
@@ -61,8 +63,7 @@ def run_parser() -> argparse.ArgumentParser:
                                   "bundled MovieLens ml-latest-small, prepared into artifacts/default/dataset")
     p.add_argument("--out", help="output folder; artifacts go to OUT/augment/<job>/; default: the folder holding "
                                  "--data when it is named `dataset`, else artifacts/default")
-    p.add_argument("--recipe", help="TOML recipe whose [augment] table gives the settings (flags override it); "
-                                    "its [candidates] table sets K and the base model trained for the candidates")
+    add_recipe(p, "augment", note="; its [candidates] table sets K and the base model trained for the candidates")
     p.add_argument("--model", help="LLM alias from recipes/models.toml (e.g. qwen2-7b, smoke) or a model folder "
                                    "[default: qwen2-7b]")
     p.add_argument("--backend", choices=["auto", "vllm", "openai", "transformers"],
@@ -99,16 +100,15 @@ def run_parser() -> argparse.ArgumentParser:
                         "a hung server costs at most timeout x (N + 1) plus backoff [default: 3]")
     p.add_argument("--concurrency", type=int, metavar="N",
                    help="--backend openai: requests in flight at once, in [1, 1024] [default: 16]")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any [augment] setting, e.g. --set pairs.temperature=0.8 (repeatable)")
-    p.add_argument("--dry-run", action="store_true", help="print the resolved config and its hash, run nothing")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_dry_run(p)
+    add_overrides(p, "augment", "pairs.temperature=0.8")
     add_common_args(p)
     return p
 
 
 def build_config(args: argparse.Namespace) -> AugmentConfig:
-    """[augment] table of --recipe, then explicit flags, then --set overrides."""
+    """[augment] table of --recipe, then explicit flags, then the key=value overrides."""
     data: dict[str, Any] = {}
     if args.recipe:
         data = dict(load_toml(args.recipe).get("augment", {}))
@@ -122,7 +122,7 @@ def build_config(args: argparse.Namespace) -> AugmentConfig:
         data["jobs"] = args.jobs
     if args.shard:
         data["shard_index"], data["shard_count"] = parse_shard(args.shard)
-    data = apply_overrides(data, args.set)
+    data = apply_overrides(data, args.overrides)
     return augment_config(data)
 
 
@@ -134,15 +134,46 @@ def build_candidates_config(args: argparse.Namespace) -> "CandidatesConfig":
     return candidates_config(table)
 
 
+def _output_folder(data: str | None, out: str | None) -> Path:
+    """--out, else the folder holding --data when it is named `dataset`, else artifacts/default."""
+    if out is not None:
+        return Path(out)
+    return Path(data).parent if data is not None and Path(data).name == "dataset" else Path("artifacts/default")
+
+
+def _dry_run(args: argparse.Namespace, config: AugmentConfig, cand_config: "CandidatesConfig") -> int:
+    """The resolved settings and every artifact the command would write, as one JSON object."""
+    from ..run.stage import Layout
+    from .stage import artifact_path
+
+    layout = Layout(_output_folder(args.data, args.out))
+    reads: dict[str, str] = {}
+    writes: dict[str, str] = {}
+    if args.data is None:
+        writes["dataset"] = f"{would_write(layout.dataset)}: the bundled MovieLens ml-latest-small, prepared first"
+    else:
+        reads["dataset"] = str(args.data)
+    if "pairs" in config.jobs:
+        source = args.candidates or args.base_run
+        if source is not None:
+            reads["candidates" if args.candidates else "base run"] = str(source)
+        elif not is_complete_artifact(layout.candidates):
+            writes["candidates base run"] = would_write(layout.candidates_base)
+        writes["candidates"] = would_write(layout.candidates)
+    writes.update({job: would_write(artifact_path(layout.root, job, config)) for job in config.jobs})
+    print(json.dumps({"augment": to_dict(config), "candidates": to_dict(cand_config),
+                      "config_hash": config_hash(config), "model": config.model, "reads": reads,
+                      "would_write": writes, "dry_run": "nothing was written, no model was loaded"}, indent=2))
+    return 0
+
+
 def main_run(argv: Sequence[str] | None) -> int:
-    args = run_parser().parse_args(argv)
+    args = parse_args(run_parser(), argv)
     configure_logging(args.verbose)
     config = build_config(args)
     cand_config = build_candidates_config(args)
     if args.dry_run:
-        print(json.dumps({"augment": to_dict(config), "candidates": to_dict(cand_config),
-                          "config_hash": config_hash(config)}, indent=2))
-        return 0
+        return _dry_run(args, config, cand_config)
     # The pipeline runner runs the stages this command needs first (prepare the bundled dataset, train the base
     # model and rank its candidates); this module runs only the augment stage itself.
     from ..run.stage import default_dataset, ensure_candidates
@@ -155,9 +186,7 @@ def main_run(argv: Sequence[str] | None) -> int:
         if args.data is None:
             args.data = default_dataset(args.out)
             print(f"--data not given: using the bundled MovieLens ml-latest-small prepared at {args.data}")
-        if args.out is None:
-            data = Path(args.data)
-            args.out = data.parent if data.name == "dataset" else Path("artifacts/default")
+        args.out = _output_folder(args.data, args.out)
         candidates = None
         if "pairs" in config.jobs:
             # The base model (when one is trained here) takes the augment seed, as it always has on this path.
@@ -175,25 +204,45 @@ def main_run(argv: Sequence[str] | None) -> int:
     return 0
 
 
-def main_merge(argv: Sequence[str]) -> int:
-    p = argparse.ArgumentParser(prog="python -m llmrec_local.augment merge",
+def merge_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog("python -m llmrec_local.augment merge"),
                                 description="Merge the shard folders OUT/augment/<job>.shard-i-of-N of complete "
                                             "--shard runs into OUT/augment/<job>/.")
     p.add_argument("--out", required=True, help="the output folder the shard runs wrote to")
     p.add_argument("--jobs", type=_jobs, default=list(JOB_NAMES), help="jobs to merge")
+    add_dry_run(p)
     add_common_args(p)
-    args = p.parse_args(argv)
+    return p
+
+
+def main_merge(argv: Sequence[str]) -> int:
+    args = merge_parser().parse_args(argv)
     configure_logging(args.verbose)
     from .shard import merge
+
+    if args.dry_run:
+        from .shard import shard_dirs
+        from .stage import ARTIFACTS, artifact_path
+
+        out = Path(args.out)
+        reads: dict[str, str | Path] = {}
+        for job in args.jobs:
+            shards = sorted(shard_dirs(out, ARTIFACTS[job]).items())
+            if not shards:
+                raise ConfigError(f"no shard folders {ARTIFACTS[job]}.shard-i-of-N under {out / 'augment'}: nothing "
+                                  f"to merge for {job}; run `python -m llmrec_local.augment ... --shard i/N` first")
+            reads.update({f"{job} shard {i}": path for i, (_, path) in shards})
+        writes = {job: would_write(artifact_path(out, job, AugmentConfig())) for job in args.jobs}
+        return print_dry_run(f"# merge of the jobs {', '.join(args.jobs)} under {out}", writes, reads=reads)
 
     for job, path in merge(args.out, tuple(args.jobs), force=args.force).items():
         print(f"{job}: {path}")
     return 0
 
 
-def main_import(argv: Sequence[str]) -> int:
+def import_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m llmrec_local.augment import",
+        prog=prog("python -m llmrec_local.augment import"),
         description="Import augmentations made elsewhere into OUT/augment/<job>/ (and LLMRec's embedding pickles "
                     "into OUT/embed/). Pickles are read with a restricted unpickler (no code execution).")
     p.add_argument("--data", required=True, help="prepared dataset folder the files refer to")
@@ -207,11 +256,27 @@ def main_import(argv: Sequence[str]) -> int:
                                       "augmented_user_profiling_dict")
     p.add_argument("--fields", default="director,country,language",
                    help="attribute fields to import (LLMRec's dict keys 0,1,2 map to them in order)")
+    add_dry_run(p)
     add_common_args(p)
-    args = p.parse_args(argv)
+    return p
+
+
+def main_import(argv: Sequence[str]) -> int:
+    args = import_parser().parse_args(argv)
     configure_logging(args.verbose)
     if not any((args.llmrec_release, args.pairs, args.attributes, args.profiles)):
         raise ConfigError("import needs at least one of --llmrec-release, --pairs, --attributes, --profiles")
+    if args.dry_run:
+        from .stage import artifact_path
+
+        given = {"pairs": args.pairs, "attributes": args.attributes, "profiles": args.profiles}
+        reads = {"dataset": args.data, **{job: path for job, path in given.items() if path},
+                 **({"LLMRec release": args.llmrec_release} if args.llmrec_release else {})}
+        out = Path(args.out)
+        writes = {job: would_write(artifact_path(out, job, AugmentConfig())) for job, path in given.items() if path}
+        if args.llmrec_release:
+            writes["LLMRec release"] = f"one artifact per file present, under {out / 'augment'} and {out / 'embed'}"
+        return print_dry_run(f"# import into {out}", writes, reads=reads)
     from . import imports
     from .stage import load_dataset
 
@@ -232,9 +297,9 @@ def main_import(argv: Sequence[str]) -> int:
     return 0
 
 
-def main_candidates(argv: Sequence[str]) -> int:
+def candidates_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m llmrec_local.augment candidates",
+        prog=prog("python -m llmrec_local.augment candidates"),
         description="Write OUT/candidates/ (user, rank, item): the top-K unseen items per user from a training "
                     "run's embeddings (training items masked; the original did not mask them), or imported.")
     p.add_argument("--data", required=True, help="prepared dataset folder")
@@ -242,14 +307,26 @@ def main_candidates(argv: Sequence[str]) -> int:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--base-run", help="training run folder with embeddings.safetensors")
     src.add_argument("--candidates", help="precomputed candidates file (parquet/CSV/.npy/torch.save)")
-    p.add_argument("--k", type=int, default=10, help="candidates per user")
+    p.add_argument("--k", type=int, default=10, help="candidates per user (= k=...)")
+    add_dry_run(p)
+    add_overrides(p, "candidates", "k=20")
     add_common_args(p)
-    args = p.parse_args(argv)
-    configure_logging(args.verbose)
-    from ..run.stage import ensure_candidates
+    return p
 
-    path = ensure_candidates(candidates_config({"k": args.k}), args.data, args.out, base_run=args.base_run,
-                             imported=args.candidates, force=args.force)
+
+def main_candidates(argv: Sequence[str]) -> int:
+    args = parse_args(candidates_parser(), argv)
+    configure_logging(args.verbose)
+    from ..run.stage import Layout, ensure_candidates
+
+    config = candidates_config(apply_overrides({"k": args.k}, args.overrides))
+    if args.dry_run:
+        source = ("base run", args.base_run) if args.base_run else ("imported candidates", args.candidates)
+        return print_dry_run(dump_toml({"candidates": to_dict(config)}),
+                             {"candidates": would_write(Layout(Path(args.out)).candidates)},
+                             reads={"dataset": args.data, source[0]: source[1]})
+    path = ensure_candidates(config, args.data, args.out, base_run=args.base_run, imported=args.candidates,
+                             force=args.force)
     print(f"candidates: {path}")
     return 0
 
@@ -261,9 +338,9 @@ def _count(text: str) -> int:
     return value
 
 
-def main_inspect(argv: Sequence[str]) -> int:
+def inspect_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m llmrec_local.augment inspect",
+        prog=prog("python -m llmrec_local.augment inspect"),
         description="Show what the LLM said, reading only: for a seeded sample of users, the training history beside "
                     "the candidates (the chosen liked/disliked pair marked, * = items the user interacted with in "
                     "validation/test), the generated profile and the attributes of the liked and disliked items; "
@@ -278,7 +355,12 @@ def main_inspect(argv: Sequence[str]) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of the user sample (same seed, same users)")
     p.add_argument("--history", type=_count, default=10, help="most recent training titles shown per user")
     p.add_argument("--json", action="store_true", help="print the structured result as JSON instead of text")
-    args = p.parse_args(argv)
+    return p
+
+
+def main_inspect(argv: Sequence[str]) -> int:
+    """Read-only (it writes nothing, so it has no --dry-run)."""
+    args = inspect_parser().parse_args(argv)
     from .inspect import inspect_augmentations, render_text, to_results
 
     result = inspect_augmentations(args.out, users=args.users, seed=args.seed, failures=args.failures,
@@ -296,11 +378,12 @@ def slurm_parser() -> argparse.ArgumentParser:
     """The `slurm` subcommand's own flags; every other flag is an augment flag, handed to each array task."""
     # allow_abbrev=False: an abbreviation must never swallow an augment flag meant for the tasks.
     p = argparse.ArgumentParser(
-        prog="python -m llmrec_local.augment slurm", allow_abbrev=False,
+        prog=prog("python -m llmrec_local.augment slurm"), allow_abbrev=False,
         description="Write (and with --submit submit) a Slurm job array that runs the augment command once per "
                     "shard (--shard i/N), and a merge job that starts after every shard succeeded. Every flag not "
-                    "listed here is an augment flag (--data, --model, --jobs, --recipe, --backend, --set, ...; see "
-                    "`python -m llmrec_local.augment --help`) and is passed on to each task. Rerun the same command "
+                    "listed here is an augment flag or KEY=VALUE override (--data, --model, --jobs, --recipe, "
+                    "--backend, pairs.temperature=0.8, ...; see `python -m llmrec_local.augment --help`) and is "
+                    "passed on to each task. Rerun the same command "
                     "after a failed task: shards already complete for this config are left out of the array. "
                     "Options come from the [slurm] table of --slurm-config, then these flags; unset ones are left "
                     "to the cluster's defaults.")
@@ -328,7 +411,8 @@ def slurm_parser() -> argparse.ArgumentParser:
     p.add_argument("--sbatch-option", action="append", metavar="--NAME=VALUE",
                    help="further #SBATCH option, e.g. --sbatch-option=--qos=high (repeatable)")
     p.add_argument("--submit", action="store_true", help="submit with sbatch after writing the scripts")
-    p.add_argument("--dry-run", action="store_true", help="print the scripts, write and submit nothing")
+    p.add_argument("--dry-run", action="store_true", help="print the scripts and where they would go, write and "
+                                                          "submit nothing")
     p.add_argument("--force", action="store_true", help="rerun every shard and rebuild the merged artifacts")
     return p
 
@@ -344,7 +428,7 @@ def main_slurm(argv: Sequence[str]) -> int:
     out = Path(args.out)
     task_argv = [*rest, "--out", args.out, *(["--force"] if args.force else [])]
     # The tasks' flags are checked here, with the augment parser itself, so a typo fails now and not on the cluster.
-    run_args = run_parser().parse_args(task_argv)
+    run_args = parse_args(run_parser(), task_argv)
     configure_logging(run_args.verbose)
     if run_args.shard:
         raise ConfigError("--shard is set per array task (--shard $SLURM_ARRAY_TASK_ID/N); drop it and give --shards N")

@@ -16,18 +16,23 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..cli import prog
 from .checks import run_checks, verdict
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Print the checks and the verdict; return 1 on a blocking problem, else 0."""
-    p = argparse.ArgumentParser(prog="python -m llmrec_local.doctor", description=__doc__.split("\n")[0],
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog("python -m llmrec_local.doctor"), description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="\n".join(__doc__.split("\n")[2:]))
     p.add_argument("--models-dir", type=Path, help="models directory to check first (as the CLIs' --models-dir)")
     p.add_argument("--workdir", type=Path, default=Path("artifacts"), help="where artifacts will be written "
                                                                            "(default: ./artifacts), for the disk check")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print the checks and the verdict; return 1 on a blocking problem, else 0."""
+    args = build_parser().parse_args(argv)
     lines = run_checks(args.models_dir, args.workdir)
     for line in lines:
         print(line)

@@ -5,6 +5,8 @@ Example::
     python -m llmrec_local.embed --data out/dataset --augment out/augment --out out/embed
     python -m llmrec_local.embed --data out/dataset --out out/embed --sources item_text,item_image \\
         --image-model ~/models/CLIP-ViT-B-32-laion2B-s34B-b79K
+    python -m llmrec_local.embed --data out/dataset --augment out/augment --out out/embed attribute_mode=concat \
+        --dry-run
 """
 
 from __future__ import annotations
@@ -16,16 +18,17 @@ from pathlib import Path
 from typing import Any
 
 from ..artifacts.base import read_manifest
-from ..cli import add_common_args, configure_logging, run_main
-from ..config import apply_overrides, from_mapping, load_toml
+from ..cli import (add_common_args, add_dry_run, add_overrides, add_recipe, configure_logging, parse_args,
+                   print_dry_run, prog, run_main, would_write)
+from ..config import apply_overrides, dump_toml, from_mapping, load_toml, to_dict
 from .config import EmbedConfig
 from .sources import SOURCES
-from .stage import embed
+from .stage import check_augment_folder, embed
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m llmrec_local.embed",
+        prog=prog("python -m llmrec_local.embed"),
         description="Encode item text, generated item attributes, user profiles and posters into embedding "
                     "artifacts (ids + vectors + mask) with local sentence-transformers / open_clip models. "
                     "Unchanged rows are served from a content-hash cache under OUT/.cache.",
@@ -34,8 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--augment", type=Path, default=None,
                         help="augmentation folder holding item_attributes/ and user_profiles/ (from augment)")
     parser.add_argument("--out", type=Path, required=True, help="output folder for the embedding artifacts")
-    parser.add_argument("--recipe", type=Path, default=None,
-                        help="recipe TOML; its [embed] table gives the settings (flags below override it)")
+    add_recipe(parser, "embed")
     parser.add_argument("--sources", default=None,
                         help=f"comma-separated subset of {','.join(SOURCES)} "
                              f"(default: item_text,item_attributes,user_profiles)")
@@ -50,15 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--models-dir", default=None, help="extra folder searched by the model registry")
     parser.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N")
     parser.add_argument("--batch-size", type=int, default=None, help="inputs per forward pass (default 64)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override any [embed] setting, e.g. --set attribute_mode=concat (repeatable)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_dry_run(parser)
+    add_overrides(parser, "embed", "attribute_mode=concat")
     add_common_args(parser)
     return parser
 
 
 def resolve_config(args: argparse.Namespace) -> EmbedConfig:
-    """EmbedConfig from the recipe's [embed] table, then flags, then --set overrides (later wins)."""
+    """EmbedConfig from the recipe's [embed] table, then flags, then the key=value overrides (later wins)."""
     table: dict[str, Any] = dict(load_toml(args.recipe).get("embed", {})) if args.recipe else {}
     flags = {"text_model": args.text_model, "image_model": args.image_model, "image_arch": args.image_arch,
              "image_dir": args.image_dir, "models_dir": args.models_dir, "device": args.device,
@@ -70,9 +72,15 @@ def resolve_config(args: argparse.Namespace) -> EmbedConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(build_parser(), argv)
     configure_logging(args.verbose)
     config = resolve_config(args)
+    if args.dry_run:
+        check_augment_folder(config, args.augment)
+        reads = {"dataset": args.data, **({"augmentations": args.augment} if args.augment is not None else {})}
+        # item_attributes writes one folder per generated field, known only once the augmentations are read.
+        writes = {source: would_write(args.out / source) for source in config.sources}
+        return print_dry_run(dump_toml({"embed": to_dict(config)}), writes, reads=reads)
     results = embed(config, args.data, args.out, augment=args.augment, force=args.force,
                     progress=not args.no_progress)
     for source, path in results.items():

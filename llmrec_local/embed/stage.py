@@ -161,6 +161,14 @@ def build_image_encoder(config: EmbedConfig, progress: bool = True) -> ImageEnco
                         normalize=config.normalize, progress=progress)
 
 
+def check_augment_folder(config: EmbedConfig, augment: str | Path | None) -> None:
+    """ConfigError when a requested source needs the augmentation folder and none is given."""
+    need_augment = [s for s in config.sources if s in AUGMENT_SOURCES]
+    if need_augment and augment is None:
+        raise ConfigError(f"sources {need_augment} need the augmentation folder (--augment <out>/augment); or embed "
+                          f"only the dataset with --sources item_text")
+
+
 def embed(config: EmbedConfig, dataset: Path, out: Path, *, augment: Path | None = None, force: bool = False,
           progress: bool = True) -> dict[str, Path]:
     """Run the embed stage: one embedding artifact per source under `out`.
@@ -183,10 +191,7 @@ def embed(config: EmbedConfig, dataset: Path, out: Path, *, augment: Path | None
     from ..artifacts.dataset import Dataset
 
     dataset, out = Path(dataset), Path(out)
-    need_augment = [s for s in config.sources if s in AUGMENT_SOURCES]
-    if need_augment and augment is None:
-        raise ConfigError(f"sources {need_augment} need the augmentation folder (--augment <out>/augment); or embed "
-                          f"only the dataset with --sources item_text")
+    check_augment_folder(config, augment)
     aug_dir = Path(augment) if augment is not None else None
     if aug_dir is not None and not aug_dir.is_dir():
         raise DataError(f"augmentation folder {aug_dir} does not exist; run `python -m llmrec_local.augment` first")

@@ -4,6 +4,7 @@ Examples:
     python -m llmrec_local.kit pack --env cpu --python 3.11 --out /media/usb/llmrec-kit
     python -m llmrec_local.kit pack --env cuda --python 3.12 --models qwen2-7b,all-minilm-l6-v2 \\
         --models-dir ~/models --out /media/usb/llmrec-kit
+    python -m llmrec_local.kit pack --env cpu --out /media/usb/llmrec-kit --models smoke --dry-run
     python -m llmrec_local.kit verify /media/usb/llmrec-kit
 
 `verify` prints one line per missing, extra or changed file and exits 1 when there is any.
@@ -17,9 +18,9 @@ import platform
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..cli import configure_logging, run_main
+from ..cli import add_dry_run, configure_logging, print_dry_run, prog, run_main, would_write
 from .manifest import read_manifest, verify_kit
-from .pack import ENVS, pack
+from .pack import ENVS, check_pack, model_folders, pack, repo_root
 
 
 def _size(n: int) -> str:
@@ -28,7 +29,7 @@ def _size(n: int) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """Parser with the two sub-commands."""
-    p = argparse.ArgumentParser(prog="python -m llmrec_local.kit", description=__doc__.split("\n")[0],
+    p = argparse.ArgumentParser(prog=prog("python -m llmrec_local.kit"), description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="\n".join(__doc__.split("\n")[2:]))
     sub = p.add_subparsers(dest="command", required=True)
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "qwen2-7b,all-minilm-l6-v2 (default: none)")
     pk.add_argument("--models-dir", type=Path, help="where the models are (default: $LLMREC_MODELS_DIR, ~/models)")
     pk.add_argument("--out", type=Path, required=True, help="new (or empty) folder for the kit")
+    add_dry_run(pk)
     pk.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     vf = sub.add_parser("verify", help="check every file of a kit against its MANIFEST")
     vf.add_argument("kit", type=Path, help="the kit folder")
@@ -54,6 +56,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(args.verbose)
     if args.command == "pack":
         models = [m.strip() for m in args.models.split(",") if m.strip()]
+        if args.dry_run:
+            from ..config import dump_toml
+
+            lock = check_pack(args.env, args.python, args.out, repo_root())
+            reads = {"lock": lock, **{f"model {alias}": path
+                                      for alias, path in model_folders(models, args.models_dir).items()}}
+            return print_dry_run(dump_toml({"kit": {"env": args.env, "python": args.python, "models": models}}),
+                                 {"kit": f"{would_write(args.out)}: the wheels of the lock (downloaded), the project "
+                                         "wheel, the models, recipes, the bundled data, install.sh"}, reads=reads)
         result = pack(args.env, args.python, args.out, models, args.models_dir)
         print(result.torch_line)
         for name, size in result.sizes.items():

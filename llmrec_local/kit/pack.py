@@ -168,20 +168,16 @@ def _project_wheel(root: Path, dest: Path) -> str:
 
 def _copy_models(aliases: Sequence[str], models_dir: Path | None, dest: Path) -> dict[str, dict[str, str]]:
     """Copy each alias's resolved folder to ``dest/<registry folder>`` and write its SHA256SUMS."""
-    from ..llm.registry import MANIFEST_NAME, load_registry, resolve_model
+    from ..llm.registry import MANIFEST_NAME, load_registry
 
     registry = load_registry()
     packed: dict[str, dict[str, str]] = {}
-    for alias in aliases:
-        entry = registry.get(alias)
-        if entry is None:
-            raise ConfigError(f"--models: {alias!r} is not an alias of the model registry (known: "
-                              f"{', '.join(sorted(registry))}); add it to recipes/models.toml")
-        resolved = resolve_model(alias, kind=entry.kind, models_dir=models_dir)
-        if not resolved.path.is_dir():
-            raise ConfigError(f"model {alias!r} resolved to the file {resolved.path}; a kit carries model folders")
+    for alias, folder in model_folders(aliases, models_dir).items():
+        entry = registry[alias]
+        if not folder.is_dir():
+            raise ConfigError(f"model {alias!r} resolved to the file {folder}; a kit carries model folders")
         target = dest / entry.folder
-        shutil.copytree(resolved.path, target, symlinks=False,
+        shutil.copytree(folder, target, symlinks=False,
                         ignore=shutil.ignore_patterns(MANIFEST_NAME, "__pycache__", ".cache"))
         files = sorted(p for p in target.rglob("*") if p.is_file())
         # digests of the copies (fresh files: the cache only remembers them for the registry's next check)
@@ -191,12 +187,33 @@ def _copy_models(aliases: Sequence[str], models_dir: Path | None, dest: Path) ->
         weights = [p for p in files if p.suffix in (".safetensors", ".bin", ".pt", ".pth", ".gguf")]
         packed[alias] = {"folder": entry.folder, "kind": entry.kind,
                          "weights_hash": weight_files_hash(weights, root=target)}
-        log.info("model %s: %d files from %s", alias, len(files), resolved.path)
+        log.info("model %s: %d files from %s", alias, len(files), folder)
     return packed
 
 
 def _tree_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+
+
+def check_pack(env: str, python: str, out: Path, root: Path) -> Path:
+    """The lock file `pack` installs from; ConfigError for a bad environment or Python, or a non-empty `out`."""
+    lock = lock_path(env, python, root)
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(f"--out {out} exists and is not empty; give a new folder (a kit is written whole)")
+    return lock
+
+
+def model_folders(aliases: Sequence[str], models_dir: Path | None) -> dict[str, Path]:
+    """alias -> the local folder `pack` would copy (ConfigError for an unknown alias, ModelNotFoundError for a
+    model on no models directory); nothing is read beyond the registry's own checks."""
+    from ..llm.registry import load_registry, resolve_model
+
+    registry = load_registry()
+    unknown = [alias for alias in aliases if alias not in registry]
+    if unknown:
+        raise ConfigError(f"--models: {unknown} are not aliases of the model registry (known: "
+                          f"{', '.join(sorted(registry))}); add them to recipes/models.toml")
+    return {alias: resolve_model(alias, kind=registry[alias].kind, models_dir=models_dir).path for alias in aliases}
 
 
 def pack(env: str, python: str, out: Path, models: Sequence[str] = (), models_dir: Path | None = None) -> PackResult:
@@ -209,9 +226,7 @@ def pack(env: str, python: str, out: Path, models: Sequence[str] = (), models_di
     """
     start = time.perf_counter()
     root = repo_root()
-    lock = lock_path(env, python, root)
-    if out.exists() and any(out.iterdir()):
-        raise ConfigError(f"--out {out} exists and is not empty; give a new folder (a kit is written whole)")
+    lock = check_pack(env, python, out, root)
     wheels = out / "wheels"
     wheels.mkdir(parents=True)
     (out / "lock").mkdir()

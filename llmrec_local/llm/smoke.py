@@ -132,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m llmrec_local.llm.smoke",
                                      description="Build the deterministic tiny random smoke LLM (offline).")
     parser.add_argument("out", help="output folder (kept if it already holds the smoke model)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random weights (default 0)")
     args = parser.parse_args(argv)
     try:
         path = build_smoke_model(args.out, seed=args.seed)

@@ -4,6 +4,7 @@ Examples:
     python -m llmrec_local.prepare ../shared/data/ml-latest-small --out work/ml-small
     python -m llmrec_local.prepare data/netflix --split given --out work/netflix
     python -m llmrec_local.prepare my.csv --user-col uid --item-col sku --min-rating 3 --user-min 5 --out work/mine
+    python -m llmrec_local.prepare data/ml-latest-small --out work/ml test_ratio=0.1 seed=3 --dry-run
 
 Prints the summary (raw counts before any filtering, counts after threshold / k-core, sparsity, split sizes); the
 same text is saved as ``summary.md`` in the artifact.
@@ -18,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from ..artifacts.base import is_complete, read_manifest, read_summary
-from ..cli import add_common_args, configure_logging, run_main
-from ..config import config_hash, dump_toml, from_mapping, to_dict
+from ..cli import (add_common_args, add_dry_run, add_overrides, configure_logging, parse_args, print_dry_run, prog,
+                   run_main, would_write)
+from ..config import apply_overrides, config_hash, dump_toml, from_mapping, to_dict
 from .config import PrepareConfig
 from .stage import prepare
 
@@ -63,7 +65,7 @@ _FIELD_FLAGS: dict[str, dict[str, Any]] = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m llmrec_local.prepare",
+        prog=prog("python -m llmrec_local.prepare"),
         description="Prepare a dataset artifact (interactions, split, items, users parquet + manifest + summary) "
                     "from LLMRec's release folder, a MovieLens release, or generic CSV/parquet tables.",
     )
@@ -73,28 +75,31 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None, **kwargs)
     parser.add_argument("--no-threshold", action="store_true",
                         help="keep every interaction as a positive (min_rating unset)")
-    parser.add_argument("--dry-run", action="store_true", help="print the resolved config and its hash, then exit")
+    add_dry_run(parser)
+    add_overrides(parser, "prepare", "test_ratio=0.1 user_min=5 (every flag above is also a key)")
     add_common_args(parser)
     return parser
 
 
 def config_from_args(args: argparse.Namespace) -> PrepareConfig:
-    """The PrepareConfig for parsed CLI arguments (range errors become ConfigError naming the flag's field)."""
+    """The PrepareConfig for parsed CLI arguments: the flags, then the key=value overrides (range errors become
+    ConfigError naming the field)."""
     data: dict[str, Any] = {"source": str(args.source)}
     data.update({name: getattr(args, name) for name in _FIELD_FLAGS if getattr(args, name) is not None})
+    data = apply_overrides(data, args.overrides)
     if args.no_threshold:
         data["min_rating"] = None
     return from_mapping(PrepareConfig, data, "prepare")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(build_parser(), argv)
     configure_logging(args.verbose)
     config = config_from_args(args)
     if args.dry_run:
-        print(dump_toml({"prepare": to_dict(config)}), end="")
-        print(f"# config hash: {config_hash(config)}")
-        return 0
+        digest = config_hash(config)
+        return print_dry_run(dump_toml({"prepare": to_dict(config)}), {"dataset": would_write(args.out, digest)},
+                             config_hash=digest, reads={"source": config.source})
     reused = is_complete(args.out) and not args.force and \
         read_manifest(args.out).get("config_hash") == config_hash(config)
     out = prepare(config, args.out, force=args.force)

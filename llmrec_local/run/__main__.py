@@ -13,18 +13,18 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..cli import add_common_args, configure_logging, run_main
+from ..cli import add_common_args, add_dry_run, add_overrides, configure_logging, parse_args, prog, run_main
 from .config import load_recipe, resolved_toml
-from .stage import STAGES, run_pipeline, select_stages
+from .stage import STAGES, Layout, run_pipeline, select_stages
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m llmrec_local.run", description=__doc__.split("\n")[0],
+        prog=prog("python -m llmrec_local.run"), description=__doc__.split("\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog="\n".join(__doc__.split("\n")[2:]))
     p.add_argument("recipe", type=Path, help="recipe TOML file (see recipes/README.md)")
-    p.add_argument("overrides", nargs="*", help="key=value settings, e.g. train.epochs=5 recipe.seeds=[0]")
-    p.add_argument("--dry-run", action="store_true", help="print the resolved recipe and its hash, run nothing")
+    add_overrides(p, None, "train.epochs=5 recipe.seeds=[0]")
+    add_dry_run(p)
     p.add_argument("--from", dest="start", choices=STAGES, help="first stage to run (earlier artifacts must exist)")
     p.add_argument("--until", choices=STAGES, help="last stage to run")
     p.add_argument("--models-dir", help="folder of local models (default: the recipe's recipe.models_dir)")
@@ -35,14 +35,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_intermixed_args(argv)
+    args = parse_args(build_parser(), argv)
     configure_logging(args.verbose)
     recipe = load_recipe(args.recipe, args.overrides)
-    if args.dry_run:
-        print(resolved_toml(recipe), end="")
-        print(f"# recipe hash: {recipe.hash}")
-        return 0
     stages = select_stages(args.start, args.until)
+    if args.dry_run:
+        # The runner's own skip rule decides per stage at run time (it needs the inputs' content); here: where.
+        print(resolved_toml(recipe), end="")
+        print(f"# recipe hash: {recipe.hash}\n# would run the stages {', '.join(stages)}, writing their artifacts "
+              f"under {Layout(recipe.meta.workdir).root} (finished ones are skipped)\n# dry run: nothing was written")
+        return 0
     results = run_pipeline(recipe, stages=stages, force=args.force, models_dir=args.models_dir,
                            base_url=args.base_url, progress=not args.no_progress)
     _print_headline(results)
