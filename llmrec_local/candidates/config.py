@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..config import ADDED_SETTING
-
 from ..train.config import ModelConfig, TrainConfig
 
 

@@ -13,7 +13,8 @@ Validation carved from a given split's training pairs (:func:`carve_validation`,
 user's training pair count:
     ratio mode (0 < v < 1):   n_val = clip(round(n * v), 1, n - 1) if n >= 2, else 0
     minimum-history mode (integer v = N >= 2):   n_val = 1 if n >= N, else 0
-The n_val pairs are drawn at random (seeded) among the user's training pairs and move from train to val.
+The n_val pairs (at most the user's eligible pairs: those not listed as test by the source) are drawn at random
+(seeded) among them and move from train to val.
 """
 
 from __future__ import annotations
@@ -116,13 +117,17 @@ def val_from_train_mode(value: float) -> str | None:
     )
 
 
-def carve_validation(df: pl.DataFrame, value: float, seed: int) -> tuple[pl.DataFrame, dict[str, int]]:
+def carve_validation(
+    df: pl.DataFrame, value: float, seed: int, exclude: pl.DataFrame | None = None
+) -> tuple[pl.DataFrame, dict[str, int]]:
     """Move validation pairs out of the training pairs of `df` (a split table whose validation set is empty).
 
     Sizes per user follow ``value`` (module docstring: a ratio, or one pair for users with at least N training
-    pairs); which pairs move is drawn with ``numpy_rng(seed, "val_from_train")`` over rows sorted by (user, item), so
-    the result depends only on the data and the seed. Validation comes from training pairs only, and every user keeps
-    at least one training pair: it cannot contain a test pair or create a cold user (the caller re-checks both).
+    pairs), capped by the user's eligible pairs: training pairs not in `exclude` (user_id, item_id; the source's test
+    pairs, including those that on_leak='drop' kept in train only). Which pairs move is drawn with
+    ``numpy_rng(seed, "val_from_train")`` over rows sorted by (user, item), so the result depends only on the data
+    and the seed. Validation comes from eligible training pairs only and every user keeps at least one training
+    pair: it cannot contain a test pair or create a cold user (the caller re-checks both).
 
     Returns:
         (`df` with some "train" rows relabelled "val", {"pairs": moved pairs, "users": users with one}).
@@ -133,14 +138,21 @@ def carve_validation(df: pl.DataFrame, value: float, seed: int) -> tuple[pl.Data
     if not df.filter(pl.col(SPLIT) == "val").is_empty():
         raise ValueError("carve_validation needs a table without validation pairs")  # the caller drops them first
     train = _with_random_key(df.filter(pl.col(SPLIT) == "train").drop(SPLIT), seed, "val_from_train")
+    eligible = pl.lit(True)
+    if exclude is not None:
+        eligible = ~pl.struct(USER_ID, ITEM_ID).is_in(exclude.select(pl.struct(USER_ID, ITEM_ID)).to_series().implode())
+    # Ineligible pairs get keys beyond [0, 1): ranked after every eligible pair of their user, never drawn.
+    train = train.with_columns(pl.when(eligible).then(pl.col(_KEY)).otherwise(pl.col(_KEY) + 2.0).alias(_KEY),
+                               eligible.cast(pl.Int64).sum().over(USER_ID).alias("_eligible"))
     n = pl.len().over(USER_ID)
     if mode == "ratio":
         n_val = (pl.when(n >= 2).then((n.cast(pl.Float64) * value).round(0).cast(pl.Int64).clip(pl.lit(1), n - 1))
                  .otherwise(0))
     else:
         n_val = pl.when(n >= int(value)).then(1).otherwise(0)
+    n_val = pl.min_horizontal(n_val, pl.col("_eligible"))
     train = train.with_columns((pl.col(_KEY).rank("ordinal").over(USER_ID) - 1).alias(_POS))
-    train = train.with_columns(_label(pl.lit(0), n_val)).drop(_KEY, _POS)
+    train = train.with_columns(_label(pl.lit(0), n_val)).drop(_KEY, _POS, "_eligible")
     carved = train.filter(pl.col(SPLIT) == "val")
     out = pl.concat([train.select(df.columns), df.filter(pl.col(SPLIT) != "train")])
     return out, {"pairs": len(carved), "users": carved[USER_ID].n_unique()}

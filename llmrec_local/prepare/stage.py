@@ -154,12 +154,14 @@ def _given(df: pl.DataFrame, config: PrepareConfig, notes: list[str]) -> tuple[p
             notes.append(f"the source's {discarded:,} validation pair(s) were discarded: validation is carved from "
                          f"train (val_from_train={config.val_from_train:g})")
         df = df.filter(pl.col(SPLIT) != "val")
+        # Pairs the source lists as test never become validation, even those on_leak='drop' keeps in train only.
+        source_test = df.filter(pl.col(SPLIT) == "test").select(USER_ID, ITEM_ID)
         validation = {"origin": "val_from_train", "val_from_train": config.val_from_train,
                       "mode": val_from_train_mode(config.val_from_train), "seed": config.seed,
                       "source_val_pairs_discarded": discarded}
     df, leakage = check_leakage(df, on_leak=config.on_leak, source=where)
     if config.val_from_train:
-        df, carved = carve_validation(df, config.val_from_train, config.seed)
+        df, carved = carve_validation(df, config.val_from_train, config.seed, exclude=source_test)
         # Carving moves train pairs only, so this cannot fail: checked anyway as the invariant it is.
         df, _ = check_leakage(df, on_leak="error", source=f"{where}, validation carved from train")
         notes.append(f"validation carved from train (val_from_train={config.val_from_train:g}, seed {config.seed}): "
