@@ -96,7 +96,7 @@ def config_from_args(args: argparse.Namespace) -> PrepareConfig:
         # Explicit ratio flags would be ignored by a given split (their values cannot be told from the defaults later).
         given = [f"--{name.replace('_', '-')}" for name in ("test_ratio", "val_ratio") if name in data]
         if given:
-            raise ConfigError(f"{' and '.join(given)} do not apply to --split given (the source's own test set is "
+            raise ConfigError(f"{' and '.join(given)} {'do' if len(given) > 1 else 'does'} not apply to --split given (the source's own test set is "
                               f"kept); to carve validation from the training pairs use --val-from-train (a ratio "
                               f"such as 0.1, or an integer N: one pair of each user with at least N)")
     return from_mapping(PrepareConfig, data, "prepare")

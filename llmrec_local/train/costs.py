@@ -63,9 +63,11 @@ class CostEstimator:
         self.record = {"after_epoch": epoch, "epoch_s": round(t_train, 3), "eval_s": round(t_eval, 3),
                        "remaining_epochs": left, "remaining_evaluations": evals, "remaining_s": round(remaining, 1),
                        "total_s": round(total, 1), "over_an_hour": total > WARN_AFTER_S, "device": self.device}
+        evaluations = (f"{t_eval:.2f} s per evaluation, every {self.eval_every} epoch(s)" if self.evaluating
+                       else "no evaluation during training")
         text = (f"{self.name}: estimated wall time {_hms(total)} on {self.device} ({t_train:.2f} s per epoch x "
-                f"{self.epochs} epochs + {t_eval:.2f} s per evaluation, every {self.eval_every}; measured over "
-                f"{len(self.train_s)} epoch(s); an upper bound when early stopping ends the run sooner)")
+                f"{self.epochs} epochs + {evaluations}; measured over {len(self.train_s)} epoch(s); an upper bound "
+                f"when early stopping ends the run sooner)")
         if total > WARN_AFTER_S:
             log.warning("%s. That is over an hour: a larger train.batch_size (fewer steps per epoch), a larger "
                         "train.eval_every, fewer train.epochs or a GPU (train.device='cuda') cut it", text)

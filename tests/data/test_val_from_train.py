@@ -114,7 +114,7 @@ def test_settings_are_checked(bad: dict, message: str) -> None:
 def test_cli_refuses_val_ratio_with_a_given_split() -> None:
     """`--split given --val-ratio 0.1` (the default value, so the config alone cannot tell) is not ignored."""
     args = build_parser().parse_args(["src", "--out", "o", "--split", "given", "--val-ratio", "0.1"])
-    with pytest.raises(ConfigError, match=r"--val-ratio do not apply to --split given.*--val-from-train"):
+    with pytest.raises(ConfigError, match=r"--val-ratio does not apply to --split given.*--val-from-train"):
         config_from_args(args)
     args = build_parser().parse_args(["src", "--out", "o", "--split", "given", "--val-from-train", "5"])
     assert config_from_args(args).val_from_train == 5.0
