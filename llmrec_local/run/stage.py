@@ -340,7 +340,12 @@ def run_pipeline(recipe: Recipe, *, stages: Sequence[str] = STAGES, force: bool 
         from ..prepare.stage import prepare
 
         timed("prepare", layout.dataset, lambda: prepare(recipe.prepare, layout.dataset, force=force))
-    results["dataset"] = read_manifest(layout.dataset).get("counts", {}).get("final", {})
+    dataset_manifest = read_manifest(layout.dataset)
+    validation = dataset_manifest.get("validation") or {}
+    results["dataset"] = {**dataset_manifest.get("counts", {}).get("final", {}), **(
+        {"validation": validation["origin"] + (f" ({validation['val_from_train']:g}, {validation['mode']}, seed "
+                                               f"{validation['seed']})" if "mode" in validation else "")}
+        if validation else {})}
 
     if recipe.augment is not None:
         if "candidates" in stages and recipe.candidates is not None:
