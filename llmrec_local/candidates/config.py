@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
+from ..config import ADDED_SETTING
 from ..train.config import ModelConfig, TrainConfig
 
 
@@ -23,7 +25,8 @@ class CandidatesConfig:
         k: candidates per user shown to the pair job (|C| = 10 in the paper).
         model: the base model (LightGCN by default; any `ModelConfig`).
         epochs: the base model's maximum training epochs (the one place they are set).
-        patience, eval_every, batch_size, lr: its training loop (`TrainConfig` meanings and defaults).
+        patience, eval_every, batch_size, lr, selection: its training loop (`TrainConfig` meanings and defaults;
+            selection "last" trains a base model on a dataset without validation pairs).
         device, progress: runtime only (not part of any config hash).
     """
 
@@ -34,6 +37,7 @@ class CandidatesConfig:
     eval_every: int = 1
     batch_size: int = 1024
     lr: float = 1e-3
+    selection: Literal["auto", "val", "last"] = field(default="auto", metadata=ADDED_SETTING)
     device: str = "cpu"
     progress: bool = True
 
@@ -45,5 +49,5 @@ class CandidatesConfig:
     def train_config(self, seed: int) -> TrainConfig:
         """The base model's training config for `seed` (every other setting at the `TrainConfig` default)."""
         return TrainConfig(model=self.model, seed=seed, epochs=self.epochs, patience=self.patience,
-                           eval_every=self.eval_every, batch_size=self.batch_size, lr=self.lr, device=self.device,
-                           progress=self.progress)
+                           eval_every=self.eval_every, batch_size=self.batch_size, lr=self.lr,
+                           selection=self.selection, device=self.device, progress=self.progress)

@@ -8,6 +8,13 @@ Per-user sizes for the random split, with n a user's interaction count and r_t, 
     n_test = clip(round(n * r_t), 1, n - 1)   if r_t > 0 and n >= 2, else 0
     n_val  = clip(round(n * r_v), 1, m - 1)   if r_v > 0 and m = n - n_test >= 2, else 0
 so every user keeps at least one training interaction, and users with a single interaction are train-only.
+
+Validation carved from a given split's training pairs (:func:`carve_validation`, ``val_from_train``), with n a
+user's training pair count:
+    ratio mode (0 < v < 1):   n_val = clip(round(n * v), 1, n - 1) if n >= 2, else 0
+    minimum-history mode (integer v = N >= 2):   n_val = 1 if n >= N, else 0
+The n_val pairs (at most the user's eligible pairs: those not listed as test by the source) are drawn at random
+(seeded) among them and move from train to val.
 """
 
 from __future__ import annotations
@@ -27,9 +34,9 @@ _POS = "_pos"
 _KEY = "_key"
 
 
-def _with_random_key(df: pl.DataFrame, seed: int) -> pl.DataFrame:
+def _with_random_key(df: pl.DataFrame, seed: int, stream: str = "split") -> pl.DataFrame:
     df = df.sort([USER_ID, ITEM_ID])
-    rng = numpy_rng(seed, "split")
+    rng = numpy_rng(seed, stream)
     return df.with_columns(pl.Series(_KEY, rng.random(len(df)), dtype=pl.Float64))
 
 
@@ -94,6 +101,63 @@ def split_temporal(df: pl.DataFrame, test_ratio: float, val_ratio: float, file: 
     return df.with_columns(_label(pl.lit(n_test), pl.lit(n_val))).drop(_POS)
 
 
+def val_from_train_mode(value: float) -> str | None:
+    """The mode of a ``val_from_train`` setting: None (0, off), "ratio" (0 < value < 1) or "min_history" (an
+    integer >= 2); ValueError for anything else (the message is the setting's documentation)."""
+    if value == 0:
+        return None
+    if 0 < value < 1:
+        return "ratio"
+    if value >= 2 and float(value).is_integer():
+        return "min_history"
+    raise ValueError(
+        f"val_from_train must be 0 (off), a ratio in (0, 1) (that fraction of each user's training pairs, at least "
+        f"one, for users with >= 2), or an integer N >= 2 (one training pair of every user with at least N training "
+        f"pairs), got {value}"
+    )
+
+
+def carve_validation(
+    df: pl.DataFrame, value: float, seed: int, exclude: pl.DataFrame | None = None
+) -> tuple[pl.DataFrame, dict[str, int]]:
+    """Move validation pairs out of the training pairs of `df` (a split table whose validation set is empty).
+
+    Sizes per user follow ``value`` (module docstring: a ratio, or one pair for users with at least N training
+    pairs), capped by the user's eligible pairs: training pairs not in `exclude` (user_id, item_id; the source's test
+    pairs, including those that on_leak='drop' kept in train only). Which pairs move is drawn with
+    ``numpy_rng(seed, "val_from_train")`` over rows sorted by (user, item), so the result depends only on the data
+    and the seed. Validation comes from eligible training pairs only and every user keeps at least one training
+    pair: it cannot contain a test pair or create a cold user (the caller re-checks both).
+
+    Returns:
+        (`df` with some "train" rows relabelled "val", {"pairs": moved pairs, "users": users with one}).
+    """
+    mode = val_from_train_mode(value)
+    if mode is None:
+        return df, {"pairs": 0, "users": 0}
+    if not df.filter(pl.col(SPLIT) == "val").is_empty():
+        raise ValueError("carve_validation needs a table without validation pairs")  # the caller drops them first
+    train = _with_random_key(df.filter(pl.col(SPLIT) == "train").drop(SPLIT), seed, "val_from_train")
+    eligible = pl.lit(True)
+    if exclude is not None:
+        eligible = ~pl.struct(USER_ID, ITEM_ID).is_in(exclude.select(pl.struct(USER_ID, ITEM_ID)).to_series().implode())
+    # Ineligible pairs get keys beyond [0, 1): ranked after every eligible pair of their user, never drawn.
+    train = train.with_columns(pl.when(eligible).then(pl.col(_KEY)).otherwise(pl.col(_KEY) + 2.0).alias(_KEY),
+                               eligible.cast(pl.Int64).sum().over(USER_ID).alias("_eligible"))
+    n = pl.len().over(USER_ID)
+    if mode == "ratio":
+        n_val = (pl.when(n >= 2).then((n.cast(pl.Float64) * value).round(0).cast(pl.Int64).clip(pl.lit(1), n - 1))
+                 .otherwise(0))
+    else:
+        n_val = pl.when(n >= int(value)).then(1).otherwise(0)
+    n_val = pl.min_horizontal(n_val, pl.col("_eligible"))
+    train = train.with_columns((pl.col(_KEY).rank("ordinal").over(USER_ID) - 1).alias(_POS))
+    train = train.with_columns(_label(pl.lit(0), n_val)).drop(_KEY, _POS, "_eligible")
+    carved = train.filter(pl.col(SPLIT) == "val")
+    out = pl.concat([train.select(df.columns), df.filter(pl.col(SPLIT) != "train")])
+    return out, {"pairs": len(carved), "users": carved[USER_ID].n_unique()}
+
+
 def check_leakage(
     df: pl.DataFrame, *, on_leak: Literal["error", "drop"], source: str
 ) -> tuple[pl.DataFrame, dict[str, int]]:
@@ -114,7 +178,9 @@ def check_leakage(
     problems = [
         ("leak_train_overlap", overlap, "is in {split} and also in train",
          "remove it from one of the files"),
-        ("leak_val_test_overlap", val_test, "is in both val and test", "remove it from one of the files"),
+        ("leak_val_test_overlap", val_test, "is in both val and test",
+         "remove it from one of the files (a release whose validation file repeats its test file: set val_from_train, "
+         "e.g. --val-from-train 5, to replace that validation set with one carved from train)"),
         ("cold_eval_pairs", cold, "is in {split}, but user {user!r} has no training interaction",
          "give the user training data or remove the user's val/test entries"),
     ]

@@ -3,6 +3,7 @@
 Examples:
     python -m llmrec_local.prepare ../shared/data/ml-latest-small --out work/ml-small
     python -m llmrec_local.prepare data/netflix --split given --out work/netflix
+    python -m llmrec_local.prepare data/gowalla --split given --val-from-train 5 --out work/gowalla  # train.txt ...
     python -m llmrec_local.prepare my.csv --user-col uid --item-col sku --min-rating 3 --user-min 5 --out work/mine
     python -m llmrec_local.prepare data/ml-latest-small --out work/ml test_ratio=0.1 seed=3 --dry-run
 
@@ -22,6 +23,7 @@ from ..artifacts.base import is_complete, read_manifest, read_summary
 from ..cli import (add_common_args, add_dry_run, add_overrides, configure_logging, parse_args, print_dry_run, prog,
                    run_main, would_write)
 from ..config import apply_overrides, config_hash, dump_toml, from_mapping, to_dict
+from ..errors import ConfigError
 from .config import PrepareConfig
 from .stage import prepare
 
@@ -44,6 +46,12 @@ _FIELD_FLAGS: dict[str, dict[str, Any]] = {
                               "LLMRec's release, interacted otherwise)"),
     "on_leak": dict(choices=["error", "drop"], help="given split: error (default) or drop val/test pairs that are "
                                                     "also in train or whose user has no training data"),
+    "val_from_train": dict(type=float, metavar="N|RATIO",
+                           help="given split: replace the source's validation set by pairs carved from train: an "
+                                "integer N >= 2 moves one random training pair of every user with at least N; a "
+                                "ratio in (0, 1) moves that fraction of each user's training pairs (at least 1, users "
+                                "with >= 2); seeded by --seed (default 0 = off: the source's validation set)"),
+    "split_col": dict(help="generic: the fixed split column (train|val|test) read by --split given (default split)"),
     "encoding": dict(help="source text encoding: auto (default; strict UTF-8, latin-1 only for MovieLens .dat and "
                           "Netflix release files) or a codec name such as latin-1 or cp1252"),
     "on_bad_rating": dict(choices=["error", "drop"], help="a blank or NaN rating: error (default) or drop the row "
@@ -89,6 +97,14 @@ def config_from_args(args: argparse.Namespace) -> PrepareConfig:
     data = apply_overrides(data, args.overrides)
     if args.no_threshold:
         data["min_rating"] = None
+    if data.get("split") == "given":
+        # Explicit ratio flags would be ignored by a given split (their values cannot be told from the defaults later).
+        given = [f"--{name.replace('_', '-')}" for name in ("test_ratio", "val_ratio") if name in data]
+        if given:
+            verb = "do" if len(given) > 1 else "does"
+            raise ConfigError(f"{' and '.join(given)} {verb} not apply to --split given (the source's own test set is "
+                              f"kept); to carve validation from the training pairs use --val-from-train (a ratio "
+                              f"such as 0.1, or an integer N: one pair of each user with at least N)")
     return from_mapping(PrepareConfig, data, "prepare")
 
 

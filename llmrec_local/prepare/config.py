@@ -10,6 +10,7 @@ from typing import Literal
 import numpy as np
 
 from ..config import ADDED_SETTING
+from ..data.split import val_from_train_mode
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,14 @@ class PrepareConfig:
         split: "random" (per user, validation carved from train), "leave_one_out" (latest -> test, previous -> val),
             "temporal" (global time cut), "given" (the source's own train/val/test files; LLMRec's release).
         test_ratio, val_ratio: fractions of each user's interactions (random), of all interactions (temporal); for
-            leave_one_out val_ratio > 0 only switches the validation item on.
+            leave_one_out val_ratio > 0 only switches the validation item on. Not used by "given" (set at their
+            defaults; a different value is an error: carve validation with `val_from_train`).
+        val_from_train: "given" split only: replace the source's validation set (if any) by pairs carved from its
+            training pairs. 0 = off (the source's own validation set is kept). An integer N >= 2: one training pair
+            (drawn at random, seeded by `seed`) of every user with at least N training pairs moves to validation;
+            users with fewer keep all theirs. A ratio in (0, 1): round(n * ratio) of each user's n training pairs,
+            at least 1 and at most n - 1, for users with n >= 2. Validation drawn from train cannot hold a test pair;
+            every user keeps a training pair. Recorded in the manifest (``validation``).
         seed: seed of the random and leave-one-out tie-breaking keys.
         item_catalog: which items get an index: "interacted" (items with a positive interaction after
             filtering), "all" (every item of the item file / feature matrices, even without interactions), "auto"
@@ -39,6 +47,8 @@ class PrepareConfig:
             training data), or "drop" such val/test pairs (counted in the manifest).
         interactions_file, items_file, users_file: generic tables (a name without suffix matches .csv/.tsv/.parquet).
         user_col, item_col, rating_col, timestamp_col: generic id/rating/time column names.
+        split_col: generic: the column holding a fixed split (train | val | test; "valid", "validation" accepted),
+            used by split "given" and pooled by the other splits.
         title_col, year_col, genres_col, image_col, genre_sep: generic item columns; genres split on genre_sep.
     """
 
@@ -56,6 +66,8 @@ class PrepareConfig:
     # Added after datasets were first hashed: at their defaults they leave existing datasets' hashes (and reuse) alone.
     encoding: str = field(default="auto", metadata=ADDED_SETTING)
     on_bad_rating: Literal["error", "drop"] = field(default="error", metadata=ADDED_SETTING)
+    val_from_train: float = field(default=0.0, metadata=ADDED_SETTING)
+    split_col: str = field(default="split", metadata=ADDED_SETTING)
     interactions_file: str = "interactions"
     items_file: str = "items"
     users_file: str = "users"
@@ -81,6 +93,18 @@ class PrepareConfig:
         if self.test_ratio + self.val_ratio >= 1.0:
             raise ValueError(f"test_ratio + val_ratio must be < 1 so that training data remains, got "
                              f"{self.test_ratio} + {self.val_ratio}")
+        val_from_train_mode(self.val_from_train)  # its ValueError documents the accepted values
+        if self.split == "given":
+            ignored = [f"{name}={getattr(self, name)}" for name, default in (("test_ratio", 0.2), ("val_ratio", 0.1))
+                       if getattr(self, name) != default]
+            if ignored:
+                raise ValueError(
+                    f"split 'given' keeps the source's own test set and does not use {', '.join(ignored)}; to carve "
+                    f"validation from the training pairs set val_from_train (a ratio such as 0.1, or an integer N "
+                    f"for one pair of each user with at least N; CLI --val-from-train), and remove the ratio")
+        elif self.val_from_train:
+            raise ValueError(f"val_from_train applies to split 'given' only; split {self.split!r} carves validation "
+                             f"itself (val_ratio)")
         if self.split in ("random", "temporal", "leave_one_out") and self.test_ratio == 0.0:
             raise ValueError(f"split {self.split!r} needs test_ratio > 0")
         if self.min_rating is not None and not np.isfinite(self.min_rating):

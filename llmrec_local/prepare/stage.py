@@ -4,7 +4,8 @@ Pipeline (identical for every source format):
     load (format loader) -> refuse an empty table -> check ids against the item/user files -> bad ratings (blank,
     NaN: error or counted drop) -> timestamps to seconds (millisecond etc. columns detected) -> drop duplicate pairs
     (the latest interaction wins) -> rating threshold (implicit feedback) -> k-core
-    -> split (random | leave_one_out | temporal | given) -> leakage checks
+    -> split (random | leave_one_out | temporal | given) -> leakage checks [-> validation carved from train: given
+    split with val_from_train]
     -> contiguous indices (ids sorted numerically when all are integers, else as text) -> write the artifact.
 
 The artifact is written through ``ArtifactWriter`` (staged, then moved into place), so a failure at any step leaves
@@ -41,7 +42,15 @@ from ..config import config_hash, to_dict
 from ..data.filters import apply_threshold, bad_ratings, deduplicate, has_ratings, k_core, timestamp_unit
 from ..data.loaders import load_source
 from ..data.loaders.base import FEATURE_ROW, RawData, complete_items
-from ..data.split import check_leakage, split_leave_one_out, split_random, split_sizes, split_temporal
+from ..data.split import (
+    carve_validation,
+    check_leakage,
+    split_leave_one_out,
+    split_random,
+    split_sizes,
+    split_temporal,
+    val_from_train_mode,
+)
 from ..errors import DataError
 from ..hashing import cached_file_sha256s
 from .config import PrepareConfig
@@ -60,6 +69,9 @@ class Prepared:
     features: dict[str, tuple[Path, np.ndarray | None]]
     counts: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+    #: Where the validation pairs come from (the manifest's ``validation``): origin ("source" | "val_from_train" |
+    #: the split kind), pairs, users; with val_from_train also its value, mode, seed and the discarded source pairs.
+    validation: dict[str, Any] = field(default_factory=dict)
 
 
 def _counts(df: pl.DataFrame) -> dict[str, int]:
@@ -131,15 +143,50 @@ def _timestamps_in_seconds(df: pl.DataFrame, raw: RawData, config: PrepareConfig
     return df.with_columns(pl.col(TIMESTAMP).floordiv(divisor))
 
 
-def _split(df: pl.DataFrame, raw: RawData, config: PrepareConfig, notes: list[str]) -> tuple[pl.DataFrame, dict]:
+def _given(df: pl.DataFrame, config: PrepareConfig, notes: list[str]) -> tuple[pl.DataFrame, dict, dict]:
+    """The source's own split, leak-checked (``on_leak``), with validation carved from train when
+    ``val_from_train`` is set (the source's validation pairs are then discarded, counted and noted)."""
+    where = f"{config.source} (train/val/test files)"
+    validation: dict[str, Any] = {"origin": "source"}
+    if config.val_from_train:
+        discarded = int((df[SPLIT] == "val").sum())
+        if discarded:
+            notes.append(f"the source's {discarded:,} validation pair(s) were discarded: validation is carved from "
+                         f"train (val_from_train={config.val_from_train:g})")
+        df = df.filter(pl.col(SPLIT) != "val")
+        # Pairs the source lists as test never become validation, even those on_leak='drop' keeps in train only.
+        source_test = df.filter(pl.col(SPLIT) == "test").select(USER_ID, ITEM_ID)
+        validation = {"origin": "val_from_train", "val_from_train": config.val_from_train,
+                      "mode": val_from_train_mode(config.val_from_train), "seed": config.seed,
+                      "source_val_pairs_discarded": discarded}
+    df, leakage = check_leakage(df, on_leak=config.on_leak, source=where)
+    if config.val_from_train:
+        df, carved = carve_validation(df, config.val_from_train, config.seed, exclude=source_test)
+        # Carving moves train pairs only, so this cannot fail: checked anyway as the invariant it is.
+        df, _ = check_leakage(df, on_leak="error", source=f"{where}, validation carved from train")
+        notes.append(f"validation carved from train (val_from_train={config.val_from_train:g}, seed {config.seed}): "
+                     f"{carved['pairs']:,} pair(s) of {carved['users']:,} user(s)")
+    elif df.filter(pl.col(SPLIT) == "val").is_empty():
+        notes.append("no validation pairs: a training run that selects its model on validation will refuse this "
+                     "dataset; set val_from_train (--val-from-train) to carve validation from train, or train with "
+                     "selection = \"last\"")
+    return df, leakage, validation
+
+
+def _split(df: pl.DataFrame, raw: RawData, config: PrepareConfig, notes: list[str]) -> tuple[pl.DataFrame, dict, dict]:
+    """`df` with a split column, the leakage counts and the manifest's ``validation`` record (where the validation
+    pairs come from)."""
     source = str(raw.files.get("interactions", config.source))
     if config.split == "given":
         if not raw.has_split:
             raise DataError(
-                f"{config.source}: split 'given' needs a source with its own train/val/test files (LLMRec's release), "
-                f"but this {raw.format} source has none; choose split 'random', 'leave_one_out' or 'temporal'"
+                f"{config.source}: split 'given' needs a source with its own split (LLMRec's train/val/test.json; "
+                f"generic tables with a {config.split_col!r} column or train/test[/val] files; train.txt/test.txt "
+                f"'uid item item ...' files), but this {raw.format} source has none; choose split 'random', "
+                f"'leave_one_out' or 'temporal'"
             )
-        return check_leakage(df, on_leak=config.on_leak, source=f"{config.source} (train/val/test files)")
+        return _given(df, config, notes)
+    validation = {"origin": config.split}
     if raw.has_split:
         notes.append(f"the source's own train/val/test split was pooled and re-split ({config.split})")
         df = deduplicate(df.drop(SPLIT))
@@ -152,9 +199,9 @@ def _split(df: pl.DataFrame, raw: RawData, config: PrepareConfig, notes: list[st
     else:
         df = split_temporal(df, config.test_ratio, config.val_ratio, source)
         # A global time cut leaves some users with test data only: drop those (documented, counted), never error.
-        return check_leakage(df, on_leak="drop", source=source)
+        return (*check_leakage(df, on_leak="drop", source=source), validation)
     # Our own splits cannot leak (pairs are unique, each user keeps a train pair); checked anyway as an invariant.
-    return check_leakage(df, on_leak="error", source=source)
+    return (*check_leakage(df, on_leak="error", source=source), validation)
 
 
 def build(raw: RawData, config: PrepareConfig) -> Prepared:
@@ -193,7 +240,7 @@ def build(raw: RawData, config: PrepareConfig) -> Prepared:
             f"user_min={config.user_min}, item_min={config.item_min}; {raw_counts['interactions']} before, e.g. "
             f"user {raw.interactions[USER_ID][0]!r} has none left); lower min_rating or the k-core thresholds"
         )
-    df, leakage = _split(df, raw, config, notes)
+    df, leakage, validation = _split(df, raw, config, notes)
     if df.filter(pl.col(SPLIT) == "train").is_empty():
         raise DataError(f"{config.source}: no training interactions remain after the split; check the split settings")
     counts["leakage"] = leakage
@@ -245,7 +292,8 @@ def build(raw: RawData, config: PrepareConfig) -> Prepared:
         **split_sizes(indexed),
     }
     counts["had_ratings"] = rated
-    return Prepared(interactions, split, items, users, features, counts, notes)
+    validation.update(pairs=counts["final"]["val_pairs"], users=counts["final"]["val_users"])
+    return Prepared(interactions, split, items, users, features, counts, notes, validation)
 
 
 def format_summary(manifest: dict[str, Any]) -> str:
@@ -283,6 +331,10 @@ def format_summary(manifest: dict[str, Any]) -> str:
     ]
     for name in ("train", "val", "test"):
         lines.append(f"| {name} | {final[f'{name}_pairs']:,} | {final[f'{name}_users']:,} |")
+    validation = manifest.get("validation") or {}
+    if validation.get("origin") == "val_from_train":
+        lines += ["", f"validation: carved from train (val_from_train={validation['val_from_train']:g}, "
+                      f"{validation['mode']}, seed {validation['seed']})"]
     leak = {k: v for k, v in c.get("leakage", {}).items() if v}
     if leak:
         lines += ["", "dropped val/test pairs: " + ", ".join(f"{k}={v:,}" for k, v in leak.items())]
@@ -319,6 +371,7 @@ def _write(prepared: Prepared, raw: RawData, config: PrepareConfig, out: Path, c
             "source": str(config.source), "format": raw.format, "variant": raw.variant, "config": to_dict(config),
             "seed": config.seed, "counts": prepared.counts, "inputs": input_hashes, "notes": prepared.notes,
             "features": feature_shapes, "n_users": len(prepared.users), "n_items": len(prepared.items),
+            "validation": prepared.validation,
         })
         write_summary(w.dir, format_summary({**w.manifest, "config_hash": chash}))
 

@@ -23,7 +23,8 @@ def summarise_runs(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     for name in order:
         group = grouped[name]
         row: dict[str, Any] = {"name": name, "seeds": [r["seed"] for r in group], "model": group[0].get("model"),
-                               "side": group[0].get("side"), "ablation": group[0].get("ablation")}
+                               "side": group[0].get("side"), "ablation": group[0].get("ablation"),
+                               "selection": group[0].get("selection")}
         for metric in group[0]["metrics"]:
             values = [float(r["metrics"][metric]) for r in group]
             row[metric] = (statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0)

@@ -10,7 +10,7 @@ StudyResults (JSON-like dict):
     dataset: {"users", "items", "interactions", "train", "val", "test", ...}
     stages: [{"stage", "wall_s", "skipped": bool, "path"}]
     runs: [{"name", "seed", "metrics": {"recall@20": float, ...}, "curve": [{"epoch", "loss", "val": {...}}],
-            "model", "side", "ablation"}]
+            "model", "side", "ablation", "selection": "val" | "test" | "last" (model selection; missing = "val")}]
     comparisons: [{"run", "baseline", "metric", "mean_diff", "p_value", "test", "n"}]
     augment: {job: {"model": {"alias", "backend", "model_id"}, "requests", "valid", "valid_rate", "retries",
                     "failures", "prompt_tokens", "completion_tokens", "requests_per_s", "output_tokens_per_s",
@@ -91,10 +91,13 @@ def _tables(results: Mapping[str, Any]) -> list[Table]:
                 for r in summary]
         tables.append(Table("Metrics (test split, mean ± std over seeds)", ["run", "seeds", *cols], rows))
         if any(r.get("model") for r in summary):
-            # What distinguishes the systems: model, side inputs and the paper ablation applied (if any).
+            # What distinguishes the systems: model, side inputs, the paper ablation applied (if any), and how the
+            # reported epoch was chosen.
             rows = [[r["name"], str(r.get("model") or ""), ", ".join(r.get("side") or []) or "none",
-                     r.get("ablation") or "-"] for r in summary]
-            tables.append(Table("Systems and ablations", ["run", "model", "side inputs", "ablation"], rows))
+                     r.get("ablation") or "-", _SELECTION.get(r.get("selection") or "val", str(r.get("selection")))]
+                    for r in summary]
+            tables.append(Table("Systems and ablations", ["run", "model", "side inputs", "ablation",
+                                                          "model selection"], rows))
     comps = results.get("comparisons") or []
     if comps:
         rows = [[c["run"], c["baseline"], c["metric"], f"{c['mean_diff']:+.4f}", _p(c.get("p_value")),
@@ -178,8 +181,23 @@ def _inspection_html(results: Mapping[str, Any]) -> str:
             f"<pre>{html.escape(found.get('text', ''))}</pre></details>")
 
 
-_INTRO = ("Metrics are full-ranking over all items with training (and validation) items masked; models were "
-          "selected on the validation split.")
+_INTRO = "Metrics are full-ranking over all items with training (and validation) items masked; "
+#: How a run's reported epoch was chosen (the run manifest's ``selection.mode``), as the report words it.
+_SELECTION = {"val": "best epoch on validation", "test": "best epoch on TEST (paper protocol)",
+              "last": "none: last epoch (selection='last')"}
+
+
+def _intro(results: Mapping[str, Any]) -> str:
+    """The sentence on metrics and model selection: validation for every run, or which runs chose otherwise."""
+    modes: dict[str, list[str]] = {}
+    for run in results.get("runs") or []:
+        names = modes.setdefault(run.get("selection") or "val", [])
+        if run["name"] not in names:
+            names.append(run["name"])
+    if set(modes) <= {"val"}:
+        return _INTRO + "models were selected on the validation split."
+    parts = [f"{_SELECTION.get(mode, mode)} for {', '.join(names)}" for mode, names in modes.items()]
+    return _INTRO + "model selection: " + "; ".join(parts) + "."
 
 
 def render_markdown(results: Mapping[str, Any]) -> str:
@@ -194,7 +212,7 @@ def render_markdown(results: Mapping[str, Any]) -> str:
     note = undertrained(results)
     if note:
         lines += [f"> **Note:** {note}", ""]
-    lines += [f"Recipe hash `{results.get('config_hash', '?')}`. {_INTRO}", ""]
+    lines += [f"Recipe hash `{results.get('config_hash', '?')}`. {_intro(results)}", ""]
     for table in _tables(results):
         lines += [f"## {table.title}", "", "| " + " | ".join(table.header) + " |", "|" + "---|" * len(table.header)]
         lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in table.rows]
@@ -270,7 +288,7 @@ def render_html(results: Mapping[str, Any]) -> str:
              f"<h1>{html.escape(title)}</h1>", _html_banner(results), _html_headline(results),
              _html_undertrained(results),
              f"<p>Recipe hash <code>{html.escape(str(results.get('config_hash', '?')))}</code>. "
-             f"{html.escape(_INTRO)}</p>"]
+             f"{html.escape(_intro(results))}</p>"]
     charts = all_charts(results)
     if charts:
         parts.append("<h2>Charts</h2>")

@@ -199,10 +199,14 @@ def _evaluated_runs(recipe: Recipe, layout: Layout) -> list[dict[str, Any]]:
             run = layout.run(spec.name, seed)
             metrics = read_metrics(eval_dir(run, "test", spec.train.protocol))
             if is_complete(run) and metrics is not None:
+                manifest = read_manifest(run)
                 runs.append({"name": spec.name, "seed": seed, "protocol": spec.train.protocol, "path": str(run),
                              "ablation": spec.ablation, "model": f"{spec.train.model.name}"
                              + (f" ({spec.train.model.variant})" if spec.train.model.name == "llmrec" else ""),
-                             "side": list(spec.side), "stopping": read_manifest(run).get("stopping"),
+                             "side": list(spec.side), "stopping": manifest.get("stopping"),
+                             # Runs written before the selection record: their selection split, None = last epoch.
+                             "selection": (manifest.get("selection") or {}).get("mode")
+                             or manifest.get("selection_split") or "last",
                              "metrics": metrics["metrics"], "curve": read_train_log(run)})
     return runs
 
@@ -336,7 +340,12 @@ def run_pipeline(recipe: Recipe, *, stages: Sequence[str] = STAGES, force: bool 
         from ..prepare.stage import prepare
 
         timed("prepare", layout.dataset, lambda: prepare(recipe.prepare, layout.dataset, force=force))
-    results["dataset"] = read_manifest(layout.dataset).get("counts", {}).get("final", {})
+    dataset_manifest = read_manifest(layout.dataset)
+    validation = dataset_manifest.get("validation") or {}
+    results["dataset"] = {**dataset_manifest.get("counts", {}).get("final", {}), **(
+        {"validation": validation["origin"] + (f" ({validation['val_from_train']:g}, {validation['mode']}, seed "
+                                               f"{validation['seed']})" if "mode" in validation else "")}
+        if validation else {})}
 
     if recipe.augment is not None:
         if "candidates" in stages and recipe.candidates is not None:

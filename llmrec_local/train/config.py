@@ -104,7 +104,10 @@ class TrainConfig:
     lr, weight_decay: AdamW (None = model default: 0.01 for LLMRec, the original's effective value, else 0).
     aug_sample_rate (omega_3): LLM triples per batch as a fraction of batch_size. noise_rate: random noisy triples
     per batch as a fraction of batch_size (to test denoising). protocol: standard (select on validation) | paper
-    (select on test each epoch, the original's rule). select_metric: e.g. recall@20. eval_every: evaluate every n
+    (select on test each epoch, the original's rule). selection: which epoch's model is kept: "auto" (the protocol's:
+    "val" under standard, "test" under paper), "val" (the best validation value; a dataset without validation pairs
+    is an error), "test" (paper protocol only) or "last" (no model selection, no early stopping: the last epoch is
+    kept and nothing is evaluated during training). select_metric: e.g. recall@20. eval_every: evaluate every n
     epochs. Early stopping (`llmrec_local.train.stopping`): stop after more than `patience` **epochs** without an
     improvement of the validation curve smoothed with weight `smoothing` (0 = raw) by more than `min_delta`, never
     before `min_epochs`; the checkpoint kept is the best raw validation value. eval_chunk: users per ranking block
@@ -126,6 +129,7 @@ class TrainConfig:
     min_epochs: int = field(default=0, metadata=ADDED_SETTING)
     smoothing: float = field(default=0.0, metadata=ADDED_SETTING)
     min_delta: float = field(default=0.0, metadata=ADDED_SETTING)
+    selection: Literal["auto", "val", "test", "last"] = field(default="auto", metadata=ADDED_SETTING)
     eval_chunk: int | None = None
     device: str = "cpu"
     progress: bool = True
@@ -136,6 +140,9 @@ class TrainConfig:
         if self.min_epochs < 0 or self.min_delta < 0 or not 0.0 <= self.smoothing < 1.0:
             raise ValueError(f"need min_epochs >= 0, min_delta >= 0 and 0 <= smoothing < 1, got {self.min_epochs}, "
                              f"{self.min_delta}, {self.smoothing}")
+        if self.selection == "test" and self.protocol != "paper":
+            raise ValueError("selection='test' picks the model on the test split: that is the paper protocol "
+                             "(protocol='paper'); under the standard protocol use 'val' or 'last'")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         for name in ("aug_sample_rate", "noise_rate"):
@@ -145,6 +152,13 @@ class TrainConfig:
         if kind not in ("recall", "ndcg", "precision", "hit") or k not in ("10", "20", "50"):
             raise ValueError(f"select_metric must be like recall@20 (recall|ndcg|precision|hit @ 10|20|50), "
                              f"got {self.select_metric!r}")
+
+
+def selection_mode(config: TrainConfig) -> Literal["val", "test", "last"]:
+    """The model selection `config` asks for: its ``selection``, with "auto" resolved by the protocol."""
+    if config.selection != "auto":
+        return config.selection
+    return "test" if config.protocol == "paper" else "val"
 
 
 #: Settings that change where or how visibly a run happens, not its result.

@@ -30,7 +30,8 @@ from ..evaluate.ranking import PairIndex, rank_and_score, summarize
 from ..hashing import stable_hash
 from ..models import Recommender, build_model
 from ..seeding import derive_seed
-from .config import TrainConfig, train_config_hash
+from .config import TrainConfig, selection_mode, train_config_hash
+from .costs import CostEstimator
 from .sampling import TripleSampler
 from .side import SideArrays, SideInputs, resolve_side, side_digests
 from .stopping import EarlyStopping
@@ -61,10 +62,20 @@ def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> to
     return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused)
 
 
-def _selection_split(config: TrainConfig, arrays: InteractionArrays) -> str | None:
-    if config.protocol == "paper":
-        return "test"  # the original selects on test every epoch (E1); reported as such
-    return "val" if len(arrays.val) else None
+def _selection_split(config: TrainConfig, arrays: InteractionArrays, dataset: str) -> str | None:
+    """The split the model is selected on ("val" | "test"), or None for ``selection = "last"``; DataError when the
+    selection needs validation pairs and `dataset` has none (a run must never fall back to "last" silently)."""
+    mode = selection_mode(config)
+    if mode == "last":
+        return None
+    if mode == "val" and not len(arrays.val):
+        raise DataError(
+            f"dataset {dataset} has no validation pairs, but train.selection={config.selection!r} (protocol "
+            f"{config.protocol!r}) selects the model on validation; prepare the dataset with validation (a given split: "
+            f"--val-from-train, e.g. 5, recipe key prepare.val_from_train; the other splits: val_ratio > 0), or set "
+            f"train.selection = 'last' to keep the last epoch (no model selection, no early stopping)"
+        )
+    return mode  # "test" is the original's rule (E1), paper protocol only: reported as such
 
 
 def _evaluate_split(model: Recommender, arrays: InteractionArrays, split: str, config: TrainConfig,
@@ -101,6 +112,7 @@ def train(
     arrays, dataset_path, dataset_info = load_dataset(dataset)
     if len(arrays.train) == 0:
         raise DataError(f"dataset {dataset_info['path']} has no training pairs; check its split")
+    select_split = _selection_split(config, arrays, dataset_info["path"] or "(in-memory arrays)")
     side_arrays = resolve_side(side, dataset_path, arrays.n_users, arrays.n_items)
     if config.model.name != "llmrec" and (side_arrays.description or (side and side.pairs is not None)):
         log.info("model %s ignores side features; only LLM pairs (if any) are used", config.model.name)
@@ -126,8 +138,12 @@ def train(
     generator = torch.Generator(device=device)
     generator.manual_seed(derive_seed(config.seed, "sampling"))
     sampler = TripleSampler(arrays.train, arrays.n_users, arrays.n_items, generator, side_arrays.pairs)
-    select_split = _selection_split(config, arrays)
     steps = sampler.steps_per_epoch(config.batch_size)
+    selection = {"setting": config.selection, "mode": selection_mode(config), "split": select_split,
+                 "metric": config.select_metric if select_split else None}
+    log.info("%s: model selection %s", out, f"on {select_split} ({config.select_metric}, every {config.eval_every} "
+             f"epoch(s))" if select_split else "off: the last epoch is kept (selection='last')")
+    costs = CostEstimator(config.epochs, config.eval_every, select_split is not None, str(device), str(out))
     resolved = {"train": to_dict(config), "model_kwargs": {k: v for k, v in config.model.model_kwargs().items()},
                 "weight_decay": wd, "steps_per_epoch": steps, "selection_split": select_split}
 
@@ -180,6 +196,7 @@ def train(
             else:
                 bar.set_postfix(loss=f"{record['loss']:.4f}")
             files.append_log(record)
+            costs.update(epoch + 1, record["train_s"], record.get("eval_s"))
             state["epoch"] = epoch + 1
             files.save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                    "generator": generator.get_state(), "state": state})
@@ -208,6 +225,7 @@ def train(
             dataset=dataset_info, side_inputs=side_arrays.description, seed=config.seed, model=config.model.name,
             variant=config.model.variant if config.model.name == "llmrec" else None,
             best_epoch=best_epoch, epochs_run=state["epoch"], stopping=stop, selection_split=select_split,
+            selection=selection, cost_estimate=costs.record,
             select_metric=config.select_metric, val_metrics=state["best_metrics"], protocol=config.protocol,
             counts={"users": arrays.n_users, "items": arrays.n_items, "train": int(len(arrays.train)),
                     "llm_pairs": 0 if side_arrays.pairs is None else int(len(side_arrays.pairs)),

@@ -152,4 +152,4 @@ def test_given_split_leakage(tmp_path: Path) -> None:
 
 
 def test_given_split_needs_a_given_source(raw: Path, tmp_path: Path) -> None:
-    _fails(raw, tmp_path, r"split 'given' needs a source with its own train/val/test files", split="given")
+    _fails(raw, tmp_path, r"split 'given' needs a source with its own split", split="given")

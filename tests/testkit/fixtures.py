@@ -40,3 +40,12 @@ def candidates_path(tmp_path_factory: pytest.TempPathFactory, dataset_path: Path
     """The candidates artifact (K = 5, training items masked) of `base_run` on the tiny dataset."""
     return candidates(CandidatesConfig(k=5), dataset_path, tmp_path_factory.mktemp("cands") / "candidates",
                       base_run=base_run)
+
+
+@pytest.fixture(scope="session")
+def release_val_is_test(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An LLMRec-layout release whose val.json repeats its test.json (as LLMRec's own Netflix release does)."""
+    folder = generate_synthetic(tmp_path_factory.mktemp("release") / "val_is_test", layout="llmrec", n_users=30,
+                                n_items=40, interactions_per_user=10, seed=5)
+    (folder / "val.json").write_bytes((folder / "test.json").read_bytes())
+    return folder

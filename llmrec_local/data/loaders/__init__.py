@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from ...errors import DataError
 from .base import RawData
-from .generic import TABLE_SUFFIXES, find_table, load_generic
+from .generic import TABLE_SUFFIXES, find_table, load_generic, split_files
 from .llmrec import load_llmrec
 from .movielens import detect_movielens, load_movielens
 
@@ -34,13 +34,14 @@ def detect_format(source: Path, interactions_file: str = "interactions") -> str:
         return "llmrec"
     if detect_movielens(source) is not None:
         return "movielens"
-    if find_table(source, interactions_file) is not None:
+    if find_table(source, interactions_file) is not None or split_files(source) is not None:
         return "generic"
     subdirs = [p.name for p in source.iterdir() if p.is_dir() and not p.name.startswith(".")]
     hint = f" (it has sub-folders {sorted(subdirs)[:5]}: is the data in one of them?)" if subdirs else ""
     raise DataError(
         f"{source}: cannot tell the dataset format{hint}. Looked for train.json (LLMRec release), u.data / "
-        f"ratings.dat / ratings.csv+movies.csv (MovieLens), {interactions_file}.csv/.tsv/.parquet (generic); "
+        f"ratings.dat / ratings.csv+movies.csv (MovieLens), {interactions_file}.csv/.tsv/.parquet, "
+        f"train+test .csv/.tsv/.parquet or train.txt+test.txt (generic); "
         f"pass the folder that holds these files, or set format explicitly"
     )
 

@@ -10,6 +10,16 @@ and ``.parquet``):
 - users (optional): the user id column plus attribute columns (``age`` becomes Int32, others keep their type).
 
 `source` may also be a single interactions file.
+
+A fixed split (used by split "given"; pooled and re-split by the other splits) comes in any of three forms:
+
+- a ``split`` column (``split_col``) in the interactions table: train | val | test ("valid", "validation" also read
+  as val; case and surrounding spaces ignored);
+- separate tables instead of one interactions table: ``train`` and ``test`` (.csv/.tsv/.parquet, the columns of an
+  interactions table), optionally ``val`` (or ``valid``);
+- the text layout of LightGCN-family releases: ``train.txt`` and ``test.txt``, optionally ``val.txt`` (or
+  ``valid.txt``), one line per user ``uid item item ...`` (separated by spaces or tabs; a line with a uid alone is a
+  user without items there). No ratings or timestamps: every pair is a positive.
 """
 
 from __future__ import annotations
@@ -25,6 +35,8 @@ from ...artifacts.dataset import (
     IMAGE_PATH,
     ITEM_ID,
     RATING,
+    SPLIT,
+    SPLIT_NAMES,
     TIMESTAMP,
     TITLE,
     USER_ID,
@@ -32,12 +44,14 @@ from ...artifacts.dataset import (
 )
 from ...errors import DataError
 from ..checks import cast_column, check_not_null, check_unique, require_columns
-from .base import RawData, canonical_interactions, complete_items, split_genres, utf8_bytes
+from .base import RawData, canonical_interactions, complete_items, read_text, split_genres, utf8_bytes
 
 if TYPE_CHECKING:
     from ...prepare.config import PrepareConfig
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")
+#: Accepted spellings of the split names (after lower-casing and stripping) in a split column or a file name.
+SPLIT_SPELLINGS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
 
 def find_table(folder: Path, name: str) -> Path | None:
@@ -70,6 +84,62 @@ def read_table(path: Path, encoding: str = "auto") -> pl.DataFrame:
         raise DataError(f"{path}: cannot read this table ({exc}); check it is valid CSV/TSV/parquet") from exc
 
 
+def split_files(folder: Path) -> tuple[str, dict[str, Path]] | None:
+    """The per-split files of `folder`: ("table", {split: path}) for train/test[/val] tables, ("text", ...) for
+    train.txt/test.txt[/val.txt] in the ``uid item item ...`` layout, or None when `folder` has neither pair."""
+    tables = {name: find_table(folder, name) for name in ("train", "val", "valid", "test")}
+    texts = {name: folder / f"{name}.txt" for name in ("train", "val", "valid", "test")}
+    for kind, found in (("table", tables), ("text", {k: v if v.is_file() else None for k, v in texts.items()})):
+        if found["train"] is not None and found["test"] is not None:
+            files = {"train": found["train"], "test": found["test"]}
+            if (val := found["val"] or found["valid"]) is not None:
+                files["val"] = val
+            return kind, files  # type: ignore[return-value]
+    return None
+
+
+def _split_column(df: pl.DataFrame, column: str, file: Path) -> pl.Series:
+    """The split column `column` as canonical names (train | val | test); DataError quoting an unknown value."""
+    check_not_null(df, column, file=file, fix="every interaction of a fixed split needs train, val or test")
+    canonical = df[column].cast(pl.String).str.strip_chars().str.to_lowercase().replace_strict(
+        SPLIT_SPELLINGS, default=None)
+    bad = df[column].filter(canonical.is_null())
+    if len(bad):
+        raise DataError(
+            f"{file}: column {column!r} must hold train, val or test (also read: valid, validation), but "
+            f"{bad[0]!r} is none of them ({len(bad)} row(s)); fix the values, or set split_col to another column"
+        )
+    return canonical.alias(SPLIT)
+
+
+def _read_text_layout(path: Path, split: str, encoding: str) -> pl.DataFrame:
+    """One ``uid item item ...`` file as (user_id, item_id, split) rows (String ids; a uid alone gives no row)."""
+    lines = pl.Series("line", read_text(path, encoding).splitlines(), dtype=pl.String).str.strip_chars()
+    lines = lines.filter(lines.str.len_chars() > 0)
+    tokens = lines.str.replace_all(r"\s+", " ").str.split(" ")
+    if len(tokens) and tokens.list.len().max() == 1 and lines.str.contains(",").any():
+        raise DataError(
+            f"{path}: lines must be 'uid item item ...' separated by spaces or tabs, but they hold commas (e.g. "
+            f"{lines[0]!r}); a comma-separated table belongs in {path.stem}.csv with user and item columns"
+        )
+    frame = pl.DataFrame({USER_ID: tokens.list.first(), ITEM_ID: tokens.list.slice(1)})
+    return frame.explode(ITEM_ID).drop_nulls(ITEM_ID).with_columns(pl.lit(split).alias(SPLIT))
+
+
+def _load_split_files(kind: str, files: dict[str, Path], config: "PrepareConfig") -> pl.DataFrame:
+    """The interactions of per-split files, with the split of each file in the ``split`` column."""
+    parts = []
+    for split in SPLIT_NAMES:
+        if split not in files:
+            continue
+        if kind == "text":
+            parts.append(_read_text_layout(files[split], split, config.encoding))
+        else:
+            part = _load_interactions(files[split], config, with_split=False)
+            parts.append(part.with_columns(pl.lit(split).alias(SPLIT)))
+    return canonical_interactions(pl.concat(parts, how="diagonal_relaxed"))
+
+
 def _timestamps(df: pl.DataFrame, column: str, file: Path) -> pl.DataFrame:
     """Turn `column` into Int64 unix seconds: integers pass, datetimes/dates and parseable strings convert."""
     dtype = df[column].dtype
@@ -98,7 +168,8 @@ def _timestamps(df: pl.DataFrame, column: str, file: Path) -> pl.DataFrame:
     return cast_column(df, column, pl.Int64(), file=file, fix="timestamps must be unix seconds or dates")
 
 
-def _load_interactions(path: Path, config: "PrepareConfig") -> pl.DataFrame:
+def _load_interactions(path: Path, config: "PrepareConfig", *, with_split: bool = True) -> pl.DataFrame:
+    """The interactions table at `path` in canonical columns, with its split column (`with_split` and present)."""
     df = read_table(path, config.encoding)
     fix = "name the columns with --user-col/--item-col (recipe keys user_col, item_col)"
     require_columns(df, [config.user_col, config.item_col], file=path, fix=fix)
@@ -117,6 +188,8 @@ def _load_interactions(path: Path, config: "PrepareConfig") -> pl.DataFrame:
     if config.timestamp_col in df.columns:
         df = _timestamps(df, config.timestamp_col, path)
         out[TIMESTAMP] = df[config.timestamp_col]
+    if with_split and config.split_col in df.columns:
+        out[SPLIT] = _split_column(df, config.split_col, path)
     return canonical_interactions(pl.DataFrame(out))
 
 
@@ -198,19 +271,31 @@ def load_generic(config: "PrepareConfig") -> RawData:
     """Read the generic tables named by `config` from ``config.source`` (a folder or an interactions file)."""
     source = Path(config.source)
     notes: list[str] = []
+    variant = None
+    columns = (config.user_col, config.item_col)
     if source.is_file():
         folder, inter_path = source.parent, source
+        interactions = _load_interactions(inter_path, config)
+        files = {"interactions": inter_path}
+    elif (found := find_table(source, config.interactions_file)) is not None:
+        folder, inter_path = source, found
+        interactions = _load_interactions(inter_path, config)
+        files = {"interactions": inter_path}
+    elif (per_split := split_files(source)) is not None:
+        kind, parts = per_split
+        folder, inter_path = source, parts["train"]
+        interactions = _load_split_files(kind, parts, config)
+        # "interactions" names the training file, as for LLMRec's release (error messages and provenance).
+        files = {("interactions" if k == "train" else k): v for k, v in parts.items()}
+        variant = "text (uid item item ...)" if kind == "text" else f"{inter_path.suffix.lstrip('.')} per-split files"
+        if kind == "text":
+            columns = ("uid (first field)", "item (other fields)")
     else:
-        folder = source
-        found = find_table(source, config.interactions_file)
-        if found is None:
-            raise DataError(
-                f"{source}: no interactions table {config.interactions_file!r} (.csv/.tsv/.parquet) found; put one "
-                f"there or set interactions_file (--interactions-file)"
-            )
-        inter_path = found
-    files = {"interactions": inter_path}
-    interactions = _load_interactions(inter_path, config)
+        raise DataError(
+            f"{source}: no interactions table {config.interactions_file!r} (.csv/.tsv/.parquet) and no train/test "
+            f"files (train.csv + test.csv, or train.txt + test.txt) found; put one there or set interactions_file "
+            f"(--interactions-file)"
+        )
     items = users = None
     if (items_path := find_table(folder, config.items_file)) is not None and items_path != inter_path:
         items = _load_items(items_path, config, notes)
@@ -218,5 +303,7 @@ def load_generic(config: "PrepareConfig") -> RawData:
     if (users_path := find_table(folder, config.users_file)) is not None and users_path != inter_path:
         users = _load_users(users_path, config)
         files["users"] = users_path
-    return RawData(interactions, items, users, files, format="generic", variant=inter_path.suffix.lstrip("."),
-                   notes=notes, user_column=config.user_col, item_column=config.item_col)
+    variant = variant or inter_path.suffix.lstrip(".") + (" with a split column" if SPLIT in interactions.columns
+                                                         else "")
+    return RawData(interactions, items, users, files, format="generic", variant=variant,
+                   notes=notes, user_column=columns[0], item_column=columns[1])

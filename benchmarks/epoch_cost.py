@@ -1,0 +1,129 @@
+"""Seconds per training epoch and per validation pass by batch size: the figures behind the recipes' ``batch_size``
+and ``eval_every`` (written beside them) and behind the trainer's wall-time estimate.
+
+Data: a prepared dataset artifact, or ``--synthetic ml1m``: arrays the size of MovieLens-1M after the recipes'
+filters (6,040 users, 3,706 items, about 575,000 positives, Zipf item popularity, per-user 70/10/20 split), since
+ML-1M itself cannot be shipped. For each batch size the trainer's own pieces (`make_model`, `make_optimizer`,
+`TripleSampler`, the ranking of `evaluate`) run ``--steps`` training steps after two warm-up steps; an epoch is
+``n_train // batch_size + 1`` steps (the trainer's schedule), so ``epoch_s = median step time x steps``. Timing steps
+rather than whole epochs keeps the measurement short on a shared machine, and the median resists the other jobs'
+bursts. One validation pass (embeddings + full ranking of the validation users) is timed ``--evals`` times (median).
+
+Prints progress to stderr and, as its LAST stdout line, one JSON object ``{"data", "model", "device", "threads",
+"results": [{"batch_size", "steps_per_epoch", "step_s", "epoch_s", "eval_s", "hours_300_epochs_eval_every_2"}]}``.
+
+    python benchmarks/epoch_cost.py work/ml-small --model lightgcn --batch-sizes 1024 4096 8192
+    python benchmarks/epoch_cost.py --synthetic ml1m --model lightgcn --batch-sizes 1024 4096 8192 --steps 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ML1M = {"n_users": 6_040, "n_items": 3_706, "positives": 575_281}
+
+
+def synthetic_ml1m(seed: int = 0):  # type: ignore[no-untyped-def]
+    """InteractionArrays of ML-1M's size (after rating >= 4 and 5-cores), split 70/10/20 per user."""
+    from llmrec_local.data.arrays import InteractionArrays
+
+    rng = np.random.default_rng(seed)
+    n_users, n_items, total = ML1M["n_users"], ML1M["n_items"], ML1M["positives"]
+    popularity = 1.0 / np.arange(1, n_items + 1) ** 0.8
+    popularity /= popularity.sum()
+    # Heavy-tailed history lengths (>= 5, as after the 5-core) summing to about `total`.
+    lengths = np.maximum(5, rng.lognormal(0.0, 1.0, n_users))
+    lengths = np.minimum(np.round(lengths * total / lengths.sum()).astype(int), n_items // 2)
+    parts: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
+    for user, n in enumerate(lengths):
+        items = rng.choice(n_items, n, replace=False, p=popularity)
+        n_test, n_val = max(1, round(0.2 * n)), max(1, round(0.1 * n))
+        for name, chunk in (("test", items[:n_test]), ("val", items[n_test:n_test + n_val]),
+                            ("train", items[n_test + n_val:])):
+            parts[name].append(np.stack([np.full(len(chunk), user), chunk], 1))
+    pairs = {k: np.concatenate(v).astype(np.int64) for k, v in parts.items()}
+    return InteractionArrays.from_pairs(n_users, n_items, pairs["train"], pairs["val"], pairs["test"])
+
+
+def _median_time(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("dataset", nargs="?", type=Path, help="a prepared dataset artifact folder")
+    p.add_argument("--synthetic", choices=["ml1m"], help="ML-1M-sized synthetic arrays instead of a dataset")
+    p.add_argument("--model", default="lightgcn", choices=["mf", "lightgcn", "sgl", "simgcl"])
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1024, 4096, 8192])
+    p.add_argument("--steps", type=int, default=10, help="timed training steps per batch size")
+    p.add_argument("--evals", type=int, default=3, help="timed validation passes")
+    p.add_argument("--device", default="cpu")
+    args = p.parse_args()
+    if (args.dataset is None) == (args.synthetic is None):
+        p.error("give a dataset folder or --synthetic ml1m (one of them)")
+    import torch
+
+    from llmrec_local.artifacts.dataset import load_dataset
+    from llmrec_local.evaluate.ranking import PairIndex, rank_and_score
+    from llmrec_local.train import ModelConfig, TrainConfig
+    from llmrec_local.train.sampling import TripleSampler
+    from llmrec_local.train.side import SideArrays
+    from llmrec_local.train.stage import make_model, make_optimizer
+
+    data = synthetic_ml1m() if args.synthetic else load_dataset(args.dataset)[0]
+    print(f"{data.n_users:,} users, {data.n_items:,} items, {len(data.train):,} training pairs, "
+          f"{torch.get_num_threads()} torch threads", file=sys.stderr)
+    device = torch.device(args.device)
+    results = []
+    for batch_size in args.batch_sizes:
+        config = TrainConfig(model=ModelConfig(name=args.model), batch_size=batch_size, device=args.device)
+        model = make_model(config, data, SideArrays(None, None, {}, None, None, {}), device)
+        optimizer = make_optimizer(model, config.lr, model.default_weight_decay)
+        generator = torch.Generator(device=device)
+        generator.manual_seed(0)
+        sampler = TripleSampler(data.train, data.n_users, data.n_items, generator, None)
+
+        def step() -> None:
+            model.train()
+            loss, _ = model.loss(sampler.sample(batch_size), generator=generator, training=True)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+
+        def validate() -> None:
+            model.eval()
+            with torch.no_grad():
+                user, item = model.embeddings()
+            truth = PairIndex.build(data.val, data.n_users, data.n_items, device)
+            rank_and_score(user, item, truth, [PairIndex.build(data.train, data.n_users, data.n_items, device)])
+
+        _median_time(step, 2)  # warm-up: allocations, kernel selection
+        step_s = _median_time(step, args.steps)
+        eval_s = _median_time(validate, args.evals)
+        steps = sampler.steps_per_epoch(batch_size)
+        epoch_s = step_s * steps
+        row = {"batch_size": batch_size, "steps_per_epoch": steps, "step_s": round(step_s, 4),
+               "epoch_s": round(epoch_s, 1), "eval_s": round(eval_s, 2),
+               "hours_300_epochs_eval_every_2": round((300 * epoch_s + 150 * eval_s) / 3600, 2)}
+        print(json.dumps(row), file=sys.stderr)
+        results.append(row)
+    print(json.dumps({"data": args.synthetic or str(args.dataset), "model": args.model, "device": args.device,
+                      "threads": torch.get_num_threads(), "steps": args.steps, "results": results}))
+
+
+if __name__ == "__main__":
+    main()
