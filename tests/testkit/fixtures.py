@@ -4,6 +4,7 @@ it by the candidates stage."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,12 @@ def candidates_path(tmp_path_factory: pytest.TempPathFactory, dataset_path: Path
     """The candidates artifact (K = 5, training items masked) of `base_run` on the tiny dataset."""
     return candidates(CandidatesConfig(k=5), dataset_path, tmp_path_factory.mktemp("cands") / "candidates",
                       base_run=base_run)
+
+
+@pytest.fixture(scope="session")
+def ray_runtime() -> Iterator[None]:
+    """A local Ray runtime shared by the executor tests of the session (starting one costs seconds)."""
+    pytest.importorskip("ray")
+    from testkit.ray import start_local_ray
+
+    yield from start_local_ray()
