@@ -102,7 +102,7 @@ def run_parser() -> argparse.ArgumentParser:
                    help="--backend openai: requests in flight at once, in [1, 1024] [default: 16]")
     p.add_argument("--executor", choices=["local", "ray"],
                    help="local: one engine in this process; ray: a pool of engines on Ray Data, same artifacts "
-                        "(docs/scaling.md) [default: local]")
+                        "(docs/usage.md, Scaling out) [default: local]")
     p.add_argument("--ray-address", metavar="ADDRESS",
                    help="--executor ray: cluster to join (auto, ray://host:10001); default: a local Ray runtime")
     p.add_argument("--num-engines", type=int, metavar="N",

@@ -92,7 +92,7 @@ class AugmentConfig:
         The four transport settings change how answers are fetched, not what they are, so they are not part of
         any artifact's identity.
         executor: ``local`` (one engine in this process) or ``ray`` (a pool of engines on Ray Data; the artifacts are
-            byte-identical to a local run's, see docs/scaling.md).
+            byte-identical to a local run's, docs/usage.md, Scaling out).
         ray: the Ray pool of ``executor = "ray"`` (the ``[augment.ray]`` table: address, num_engines, num_cpus,
             num_gpus, max_restarts, max_task_retries). Like the transport settings, no artifact's identity.
     """

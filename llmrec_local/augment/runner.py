@@ -395,6 +395,7 @@ def run_job(job: Job, backend: LLMBackend, config: AugmentConfig, path: Path, ca
         w.manifest.update({
             "job": job.name, "artifact": job.artifact, "entity": job.entity,
             "model": {"alias": config.model, "model_id": backend.model_id, "backend": config.backend},
+            "executor": config.executor,
             "template_versions": {job.name: job.template_version},
             "sampling": config.sampling_for(job.name).__dict__, "seed": config.seed,
             "retries": {"max_retries": config.max_retries, "temperature_step": config.retry_temperature_step},

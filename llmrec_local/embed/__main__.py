@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=None, help="inputs per forward pass (default 64)")
     parser.add_argument("--executor", choices=["local", "ray"], default=None,
                         help="local: this process (default); ray: a pool of encoder actors on Ray Data, "
-                             "bit-identical vectors (docs/scaling.md)")
+                             "bit-identical vectors (docs/usage.md, Scaling out)")
     parser.add_argument("--ray-address", default=None,
                         help="--executor ray: cluster to join (auto, ray://host:10001); default: a local Ray runtime")
     parser.add_argument("--num-engines", type=int, default=None,

@@ -35,7 +35,7 @@ class EmbedConfig:
         normalize: L2-normalise every vector.
         max_seq_length: token limit of the text encoder; None = the registry setting or the model's own.
         executor: ``local`` (this process) or ``ray`` (the rows to encode as a Ray Dataset, encoded by a pool of
-            actors each holding the encoder; bit-identical vectors, see docs/scaling.md).
+            actors each holding the encoder; bit-identical vectors, docs/usage.md, Scaling out).
         ray: the Ray pool of ``executor = "ray"`` (the ``[embed.ray]`` table); the encoders run on the device
             and dtype resolved here, in the driver.
     """
