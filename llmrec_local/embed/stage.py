@@ -33,7 +33,7 @@ from ..artifacts.base import ArtifactWriter, read_manifest, reusable, write_summ
 from ..artifacts.embeddings import STAGE, write_embedding
 from ..config import to_dict
 from ..errors import ConfigError, DataError
-from ..executors.ray_executor import RaySession, check_executor
+from ..executors.ray_executor import RaySession, check_executor, map_batches
 from ..hashing import file_sha256, stable_hash
 from . import minilm
 from .config import EmbedConfig
@@ -232,10 +232,13 @@ def embed(config: EmbedConfig, dataset: Path, out: Path, *, augment: Path | None
 
 
 def _text_worker(encoder: TextEncoder) -> Callable[[Sequence[str]], list[np.ndarray]]:
+    """Run in each Ray actor: one forward pass per batch, one vector per text."""
     return lambda texts: list(encoder.encode_batch(texts))
 
 
 def _image_worker(encoder: ImageEncoder) -> Callable[[Sequence[Path]], list[tuple[np.ndarray, bool]]]:
+    """Run in each Ray actor: one forward pass per batch, (vector, readable) per file."""
+
     def run(paths: Sequence[Path]) -> list[tuple[np.ndarray, bool]]:
         vectors, ok = encoder.encode_file_batch(paths)
         return list(zip(vectors, ok.tolist()))
@@ -256,8 +259,6 @@ def _encode(encoder: TextEncoder | ImageEncoder, inputs: list[Any],
         if text:
             return encoder.encode(inputs), np.ones(len(inputs), dtype=bool)
         return encoder.encode_files(inputs)
-    from ..executors.ray_executor import map_batches
-
     groups = encoder.batches(inputs)
     make_worker = functools.partial(_text_worker if text else _image_worker, encoder)
     rows: list[Any] = [None] * len(inputs)

@@ -40,16 +40,16 @@ def _digests(path: Path) -> dict[str, str]:
     return {name: f["sha256"] for name, f in read_manifest(path)["files"].items() if name != USAGE_FILE}
 
 
-def _run(out: Path, dataset_path: Path, candidates_path: Path, models_dir: Path, **settings: Any) -> dict[str, Path]:
+def _run(out: Path, dataset_path: Path, candidates_path: Path | None, models_dir: Path,
+         **settings: Any) -> dict[str, Path]:
     config = AugmentConfig(**{**CONFIG, **settings})
-    paths = augment(config, dataset_path, out, candidates=candidates_path if "pairs" in config.jobs else None,
-                    models_dir=models_dir, progress=False)
+    paths = augment(config, dataset_path, out, candidates=candidates_path, models_dir=models_dir, progress=False)
     return {job: paths[job] for job in config.jobs}
 
 
-def test_attributes_job_on_ray_equals_the_single_process_run(dataset_path: Path, candidates_path: Path,
-                                                             smoke_models_dir: Path, tmp_path: Path) -> None:
-    args = (dataset_path, candidates_path, smoke_models_dir)
+def test_attributes_job_on_ray_equals_the_single_process_run(dataset_path: Path, smoke_models_dir: Path,
+                                                             tmp_path: Path) -> None:
+    args = (dataset_path, None, smoke_models_dir)
     local = _run(tmp_path / "local", *args, jobs=("attributes",))
     pooled = _run(tmp_path / "ray", *args, jobs=("attributes",), executor="ray", ray=POOL)
     manifest = read_manifest(pooled["attributes"])
