@@ -36,6 +36,7 @@ HEAVY_OWNERS = {
     "torchvision": (),
     "fastapi": ("serving.app",),
     "tensorboard": ("llmrec_local.report.tensorboard",),
+    "ray": ("llmrec_local.executors.ray_executor",),
 }
 
 
@@ -113,6 +114,11 @@ def test_core_imports_no_stage_and_no_model_or_llm_code() -> None:
 
 def test_data_imports_no_model_llm_or_training_code() -> None:
     assert _violations(("llmrec_local.data",), STAGES + MODEL_CODE + LLM) == []
+
+
+def test_executors_import_no_stage_model_or_llm_code() -> None:
+    """Executors run plain callables on batches; the stages (and the LLM pool) use them, never the reverse."""
+    assert _violations(("llmrec_local.executors",), STAGES + MODEL_CODE + LLM + ("llmrec_local.data",)) == []
 
 
 def test_models_take_plain_tensors() -> None:

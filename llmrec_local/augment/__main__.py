@@ -24,6 +24,7 @@ from ..cli import (DefaultsHelpFormatter, add_common_args, add_dry_run, add_over
                    parse_args, print_dry_run, prog, run_main, would_write)
 from ..config import apply_overrides, config_hash, dump_toml, load_toml, to_dict
 from ..errors import ConfigError
+from ..executors.ray_executor import with_ray_flags
 from ..run.config import candidates_config
 from .config import JOB_NAMES, AugmentConfig, augment_config
 from .shard import parse_shard
@@ -100,6 +101,13 @@ def run_parser() -> argparse.ArgumentParser:
                         "a hung server costs at most timeout x (N + 1) plus backoff [default: 3]")
     p.add_argument("--concurrency", type=int, metavar="N",
                    help="--backend openai: requests in flight at once, in [1, 1024] [default: 16]")
+    p.add_argument("--executor", choices=["local", "ray"],
+                   help="local: one engine in this process; ray: a pool of engines on Ray Data, same artifacts "
+                        "(docs/usage.md, Scaling out) [default: local]")
+    p.add_argument("--ray-address", metavar="ADDRESS",
+                   help="--executor ray: cluster to join (auto, ray://host:10001); default: a local Ray runtime")
+    p.add_argument("--num-engines", type=int, metavar="N",
+                   help="--executor ray: engines (actors) in the pool, e.g. one per GPU [default: 1]")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_dry_run(p)
     add_overrides(p, "augment", "pairs.temperature=0.8")
@@ -116,12 +124,13 @@ def build_config(args: argparse.Namespace) -> AugmentConfig:
              "batch_size": args.batch_size, "max_retries": args.max_retries,
              "max_failure_rate": args.max_failure_rate, "seed": args.seed, "api_key_env": args.api_key_env,
              "request_timeout_s": args.request_timeout, "request_retries": args.request_retries,
-             "concurrency": args.concurrency}
+             "concurrency": args.concurrency, "executor": args.executor}
     data.update({k: v for k, v in flags.items() if v is not None})
     if args.jobs:
         data["jobs"] = args.jobs
     if args.shard:
         data["shard_index"], data["shard_count"] = parse_shard(args.shard)
+    data = with_ray_flags(data, args.ray_address, args.num_engines)
     data = apply_overrides(data, args.overrides)
     return augment_config(data)
 

@@ -6,8 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..config import from_mapping
+from ..config import ADDED_SETTING, from_mapping
 from ..errors import ConfigError
+from ..executors.ray_executor import ExecutorKind, RaySettings
 from ..llm.openai_backend import DEFAULT_API_KEY_ENV, check_env_name
 
 #: The three LLM jobs, in the order the runner executes them.
@@ -90,6 +91,10 @@ class AugmentConfig:
         concurrency: HTTP requests in flight at once, in [1, 1024] (the server batches them).
         The four transport settings change how answers are fetched, not what they are, so they are not part of
         any artifact's identity.
+        executor: ``local`` (one engine in this process) or ``ray`` (a pool of engines on Ray Data; the artifacts are
+            byte-identical to a local run's, docs/usage.md, Scaling out).
+        ray: the Ray pool of ``executor = "ray"`` (the ``[augment.ray]`` table: address, num_engines, num_cpus,
+            num_gpus, max_restarts, max_task_retries). Like the transport settings, no artifact's identity.
     """
 
     model: str = "qwen2-7b"
@@ -116,6 +121,8 @@ class AugmentConfig:
     request_retries: int = 3
     request_backoff_s: float = 0.5
     concurrency: int = 16
+    executor: ExecutorKind = field(default="local", metadata=ADDED_SETTING)
+    ray: RaySettings = field(default_factory=RaySettings, metadata=ADDED_SETTING)
 
     def __post_init__(self) -> None:
         unknown = [j for j in self.jobs if j not in JOB_NAMES]

@@ -23,7 +23,7 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -43,7 +43,7 @@ from ..artifacts.augmentation import (
 from ..artifacts.base import ArtifactWriter, artifact_digest, is_complete, reusable, write_summary
 from ..errors import AugmentError
 from ..hashing import stable_hash
-from ..llm.base import GenRequest, GenResult, LLMBackend, Sampling, UsageStats
+from ..llm.base import GenRequest, GenResult, LLMBackend, Sampling, UsageStats, answer_batches
 from ..seeding import derive_seed
 from .cache import RequestCache
 from .config import AugmentConfig
@@ -174,6 +174,18 @@ def request_for(job: Job, task: Task, attempt: int, config: AugmentConfig) -> Ge
     return GenRequest(key=task.key, messages=job.messages(task), json_schema=job.schema(task), sampling=sampling)
 
 
+def _timed(stream: Iterator[tuple[int, list[GenResult]]],
+           out: _Outcome) -> Iterator[tuple[int, list[GenResult]]]:
+    """The items of `stream`; the time spent waiting for each (the generation) is added to ``out.send_s``."""
+    while True:
+        t0 = time.perf_counter()
+        item = next(stream, None)
+        out.send_s += time.perf_counter() - t0
+        if item is None:
+            return
+        yield item
+
+
 def _run_attempts(job: Job, tasks: list[Task], backend: LLMBackend, cache: RequestCache,
                   config: AugmentConfig, progress: bool) -> _Outcome:
     out = _Outcome()
@@ -189,11 +201,11 @@ def _run_attempts(job: Job, tasks: list[Task], backend: LLMBackend, cache: Reque
         todo = list({k: (r, k) for r, k in todo}.values())  # identical requests are sent once
         bar = tqdm(total=len(todo), desc=f"{job.name} attempt {attempt}", unit="req", disable=not progress,
                    leave=False)
-        for start in range(0, len(todo), config.batch_size):
-            batch = todo[start:start + config.batch_size]
-            t0 = time.perf_counter()
-            results = backend.generate([r for r, _ in batch])
-            out.send_s += time.perf_counter() - t0
+        batches = [todo[start:start + config.batch_size] for start in range(0, len(todo), config.batch_size)]
+        # One backend engine answers the batches in order; a pool of engines (executor "ray") answers them in
+        # parallel and hands each back as it finishes. Either way each batch is stored the moment it arrives.
+        for index, results in _timed(answer_batches(backend, [[r for r, _ in batch] for batch in batches]), out):
+            batch = batches[index]
             if len(results) != len(batch):
                 raise AugmentError(f"backend {backend.model_id} returned {len(results)} results for {len(batch)} "
                                    "requests; the backend breaks the order-preserving contract")
@@ -383,6 +395,7 @@ def run_job(job: Job, backend: LLMBackend, config: AugmentConfig, path: Path, ca
         w.manifest.update({
             "job": job.name, "artifact": job.artifact, "entity": job.entity,
             "model": {"alias": config.model, "model_id": backend.model_id, "backend": config.backend},
+            "executor": config.executor,
             "template_versions": {job.name: job.template_version},
             "sampling": config.sampling_for(job.name).__dict__, "seed": config.seed,
             "retries": {"max_retries": config.max_retries, "temperature_step": config.retry_temperature_step},

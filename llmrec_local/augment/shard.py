@@ -6,11 +6,8 @@ its own cache file, so N processes (one vLLM engine per GPU or node) can share o
 filesystem. `merge` checks that all N shards are complete and were run with the same settings, and writes the
 ordinary ``<out>/augment/<artifact>`` folder that the later stages read.
 
-Multi-node alternative (not a dependency of this package): Ray Data's LLM processor
-(``ray.data.llm.build_llm_processor`` with a ``vLLMEngineProcessorConfig``) maps a dataset of prompts over a Ray
-cluster with one vLLM engine per replica. Install it in a separate environment (its vLLM/torch pins differ), feed it
-the requests our jobs build (`runner.request_for`), and bring its answers back with ``python -m llmrec_local.augment
-import``; the shard flags here need nothing beyond this package.
+On a Ray cluster the same jobs run in one process with ``executor = "ray"`` (`llmrec_local.llm.pool`): one
+artifact, no shards to merge. Slurm job arrays of shards: `llmrec_local.augment.slurm`.
 """
 
 from __future__ import annotations

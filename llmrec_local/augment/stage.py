@@ -52,18 +52,33 @@ def make_backend(config: AugmentConfig, *, models_dir: str | Path | None = None,
     """The configured backend. Local engines (vllm, transformers) are loaded on first use, so a rerun whose every
     request is cached never loads the model; their identity for cache keys comes from the model registry
     (alias + fingerprint of the folder). An OpenAI-compatible server is connected to at once, with the config's
-    transport settings (API key variable, timeout, retries, concurrency; `options` override them)."""
+    transport settings (API key variable, timeout, retries, concurrency; `options` override them). With
+    ``executor = "ray"`` the backend is a pool of such engines on Ray (`llmrec_local.llm.pool.PooledBackend`),
+    started on the first request that is not cached."""
+    import functools
+
     from ..llm import factory
 
     remote = config.backend == "openai" or (config.backend == "auto" and base_url)
+    if remote and config.executor == "ray":
+        raise ConfigError("executor 'ray' runs local engines (backend vllm or transformers), not an OpenAI-compatible "
+                          "server (which batches requests itself): drop --base-url or use executor 'local'")
     opts = {**(config.http_options() if remote else {}), **(options or {})}
-    build = lambda: factory.make_backend(config.backend, config.model, models_dir=models_dir,  # noqa: E731
-                                         base_url=base_url, **opts)
+    # An absolute models folder: the Ray executor's actors build the same backend in another working directory.
+    build = functools.partial(factory.make_backend, config.backend, config.model,
+                              models_dir=None if models_dir is None else Path(models_dir).absolute(),
+                              base_url=base_url, **opts)
     if remote:
         return build()
     from ..llm.registry import resolve_model
 
     resolved = resolve_model(config.model, models_dir=models_dir)
+    if config.executor == "ray":
+        from ..executors.ray_executor import check_executor
+        from ..llm.pool import PooledBackend
+
+        check_executor(config.executor)
+        return PooledBackend(resolved.model_id, build, config.ray)
     return LazyBackend(resolved.model_id, build)
 
 

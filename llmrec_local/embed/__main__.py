@@ -21,6 +21,7 @@ from ..artifacts.base import read_manifest
 from ..cli import (add_common_args, add_dry_run, add_overrides, add_recipe, configure_logging, parse_args,
                    print_dry_run, prog, run_main, would_write)
 from ..config import apply_overrides, dump_toml, from_mapping, load_toml, to_dict
+from ..executors.ray_executor import with_ray_flags
 from .config import EmbedConfig
 from .sources import SOURCES
 from .stage import check_augment_folder, embed
@@ -52,6 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--models-dir", default=None, help="extra folder searched by the model registry")
     parser.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N")
     parser.add_argument("--batch-size", type=int, default=None, help="inputs per forward pass (default 64)")
+    parser.add_argument("--executor", choices=["local", "ray"], default=None,
+                        help="local: this process (default); ray: a pool of encoder actors on Ray Data, "
+                             "bit-identical vectors (docs/usage.md, Scaling out)")
+    parser.add_argument("--ray-address", default=None,
+                        help="--executor ray: cluster to join (auto, ray://host:10001); default: a local Ray runtime")
+    parser.add_argument("--num-engines", type=int, default=None,
+                        help="--executor ray: encoder actors in the pool (default 1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_dry_run(parser)
     add_overrides(parser, "embed", "attribute_mode=concat")
@@ -64,9 +72,10 @@ def resolve_config(args: argparse.Namespace) -> EmbedConfig:
     table: dict[str, Any] = dict(load_toml(args.recipe).get("embed", {})) if args.recipe else {}
     flags = {"text_model": args.text_model, "image_model": args.image_model, "image_arch": args.image_arch,
              "image_dir": args.image_dir, "models_dir": args.models_dir, "device": args.device,
-             "batch_size": args.batch_size,
+             "batch_size": args.batch_size, "executor": args.executor,
              "sources": [s.strip() for s in args.sources.split(",") if s.strip()] if args.sources else None}
     table.update({k: v for k, v in flags.items() if v is not None})
+    table = with_ray_flags(table, args.ray_address, args.num_engines)
     table = apply_overrides(table, args.overrides)
     return from_mapping(EmbedConfig, table, where="embed")
 

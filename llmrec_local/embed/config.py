@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
+from ..config import ADDED_SETTING
+from ..executors.ray_executor import ExecutorKind, RaySettings
 from . import minilm
 from .sources import DEFAULT_ITEM_TEXT_FIELDS, SOURCES
 
@@ -32,6 +34,10 @@ class EmbedConfig:
         dtype: ``auto`` (float16 on CUDA, else float32), ``float32`` or ``float16``.
         normalize: L2-normalise every vector.
         max_seq_length: token limit of the text encoder; None = the registry setting or the model's own.
+        executor: ``local`` (this process) or ``ray`` (the rows to encode as a Ray Dataset, encoded by a pool of
+            actors each holding the encoder; bit-identical vectors, docs/usage.md, Scaling out).
+        ray: the Ray pool of ``executor = "ray"`` (the ``[embed.ray]`` table); the encoders run on the device
+            and dtype resolved here, in the driver.
     """
 
     text_model: str = minilm.ALIAS
@@ -49,6 +55,8 @@ class EmbedConfig:
     dtype: Literal["auto", "float32", "float16"] = "auto"
     normalize: bool = True
     max_seq_length: int | None = None
+    executor: ExecutorKind = field(default="local", metadata=ADDED_SETTING)
+    ray: RaySettings = field(default_factory=RaySettings, metadata=ADDED_SETTING)
 
     def __post_init__(self) -> None:
         unknown = [s for s in self.sources if s not in SOURCES]

@@ -145,26 +145,41 @@ class ImageEncoder:
             feats = torch.nn.functional.normalize(feats, dim=-1)
         return feats.cpu().numpy().astype(np.float32, copy=False)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """A pickled encoder (sent to a Ray actor) travels without its loaded model; it loads where it is used."""
+        return {**self.__dict__, "_model": None, "_preprocess": None}
+
+    def batches(self, paths: Sequence[Path]) -> list[list[int]]:
+        """Row indices of each forward pass over `paths`: consecutive runs of `batch_size` files (every executor
+        runs exactly these passes, so the vectors do not depend on where they were computed)."""
+        return [list(range(i, min(i + self.batch_size, len(paths)))) for i in range(0, len(paths), self.batch_size)]
+
+    def encode_file_batch(self, paths: Sequence[Path]) -> tuple[np.ndarray, np.ndarray]:
+        """One forward pass over the readable files of `paths` -> (vectors float32 (n, dim), ok bool (n,));
+        unreadable files give zero rows."""
+        vectors = np.zeros((len(paths), self.dim), dtype=np.float32)
+        ok = np.zeros(len(paths), dtype=bool)
+        images, rows = [], []
+        for row, p in enumerate(paths):
+            image = load_image(p)
+            if image is not None:
+                images.append(image)
+                rows.append(row)
+        if images:
+            vectors[rows] = self.encode_images(images)
+            ok[rows] = True
+        return vectors, ok
+
     def encode_files(self, paths: Sequence[Path]) -> tuple[np.ndarray, np.ndarray]:
         """Embed image files -> (vectors float32 (n, dim), ok bool (n,)); unreadable files give zero rows."""
         from tqdm.auto import tqdm
 
-        dim = self.dim
-        vectors = np.zeros((len(paths), dim), dtype=np.float32)
+        vectors = np.zeros((len(paths), self.dim), dtype=np.float32)
         ok = np.zeros(len(paths), dtype=bool)
-        starts = range(0, len(paths), self.batch_size)
-        for start in tqdm(starts, desc=f"images ({self.name})", unit="batch",
-                          disable=not self.progress or len(starts) <= 1):
-            chunk = paths[start:start + self.batch_size]
-            images, rows = [], []
-            for offset, p in enumerate(chunk):
-                image = load_image(p)
-                if image is not None:
-                    images.append(image)
-                    rows.append(start + offset)
-            if images:
-                vectors[rows] = self.encode_images(images)
-                ok[rows] = True
+        groups = self.batches(paths)
+        for rows in tqdm(groups, desc=f"images ({self.name})", unit="batch",
+                         disable=not self.progress or len(groups) <= 1):
+            vectors[rows], ok[rows] = self.encode_file_batch([paths[i] for i in rows])
         return vectors, ok
 
 

@@ -18,11 +18,12 @@ their number is in the manifest ``counts`` and in each artifact's ``summary.md``
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from ..artifacts.base import ArtifactWriter, read_manifest, reusable, write_summ
 from ..artifacts.embeddings import STAGE, write_embedding
 from ..config import to_dict
 from ..errors import ConfigError, DataError
+from ..executors.ray_executor import RaySession, check_executor, map_batches
 from ..hashing import file_sha256, stable_hash
 from . import minilm
 from .config import EmbedConfig
@@ -217,16 +219,66 @@ def embed(config: EmbedConfig, dataset: Path, out: Path, *, augment: Path | None
                     "n_items": ds.n_items, "n_users": ds.n_users}
     encoders: dict[str, TextEncoder | ImageEncoder] = {}
     results: dict[str, Path] = {}
-    for src in plan:
-        if src.kind not in encoders:
-            encoders[src.kind] = (build_text_encoder(config, progress) if src.kind == "text"
-                                  else build_image_encoder(config, progress))
-        results[src.source] = _embed_source(src, encoders[src.kind], out, dataset_info, config, force=force)
+    session = None
+    if config.executor == "ray":
+        check_executor(config.executor)
+        session = RaySession(config.ray)
+    try:
+        for src in plan:
+            if src.kind not in encoders:
+                encoders[src.kind] = (build_text_encoder(config, progress) if src.kind == "text"
+                                      else build_image_encoder(config, progress))
+            results[src.source] = _embed_source(src, encoders[src.kind], out, dataset_info, config, force=force,
+                                                session=session)
+    finally:
+        if session is not None:
+            session.close()
     return results
 
 
+def _text_worker(encoder: TextEncoder) -> Callable[[Sequence[str]], list[np.ndarray]]:
+    """Run in each Ray actor: one forward pass per batch, one vector per text."""
+    return lambda texts: list(encoder.encode_batch(texts))
+
+
+def _image_worker(encoder: ImageEncoder) -> Callable[[Sequence[Path]], list[tuple[np.ndarray, bool]]]:
+    """Run in each Ray actor: one forward pass per batch, (vector, readable) per file."""
+
+    def run(paths: Sequence[Path]) -> list[tuple[np.ndarray, bool]]:
+        vectors, ok = encoder.encode_file_batch(paths)
+        return list(zip(vectors, ok.tolist()))
+
+    return run
+
+
+def _encode(encoder: TextEncoder | ImageEncoder, inputs: list[Any],
+            session: RaySession | None) -> tuple[np.ndarray, np.ndarray]:
+    """(vectors float32 (n, dim), ok bool (n,)) of `inputs` (texts, or image paths: unreadable ones are not ok).
+
+    In this process, or with a Ray `session` on its actor pool (each actor unpickles the encoder and loads its own
+    model copy); either way the forward passes are the encoder's `batches`, so the vectors are bit-identical."""
+    text = isinstance(encoder, TextEncoder)
+    if not text:
+        inputs = [Path(p) for p in inputs]
+    if session is None:
+        if text:
+            return encoder.encode(inputs), np.ones(len(inputs), dtype=bool)
+        return encoder.encode_files(inputs)
+    groups = encoder.batches(inputs)
+    make_worker = functools.partial(_text_worker if text else _image_worker, encoder)
+    rows: list[Any] = [None] * len(inputs)
+    for index, outputs in map_batches(make_worker, [[inputs[i] for i in g] for g in groups], session.settings,
+                                      session=session):
+        for i, output in zip(groups[index], outputs, strict=True):
+            rows[i] = output
+    if text:
+        return np.stack(rows).astype(np.float32, copy=False), np.ones(len(inputs), dtype=bool)
+    return (np.stack([v for v, _ in rows]).astype(np.float32, copy=False),
+            np.array([ok for _, ok in rows], dtype=bool))
+
+
 def _embed_source(src: SourceInputs, encoder: TextEncoder | ImageEncoder, out: Path, dataset_info: dict[str, Any],
-                  config: EmbedConfig, *, force: bool) -> Path:
+                  config: EmbedConfig, *, force: bool, session: RaySession | None) -> Path:
     """Build (or reuse) the artifact of one source; see the module docstring for the caching rules."""
     path = out / src.folder
     cfg_hash = stable_hash({"stage": STAGE, "source": src.source, "entity": src.entity, "encoder": encoder.key})
@@ -251,12 +303,8 @@ def _embed_source(src: SourceInputs, encoder: TextEncoder | ImageEncoder, out: P
     unreadable = 0
     if todo_keys:
         rows = list(todo.values())
-        if isinstance(encoder, TextEncoder):
-            new_vectors = encoder.encode([src.inputs[i] for i in rows])
-            new_ok = np.ones(len(rows), dtype=bool)
-        else:
-            new_vectors, new_ok = encoder.encode_files([Path(src.inputs[i]) for i in rows])
-            unreadable = int((~new_ok).sum())
+        new_vectors, new_ok = _encode(encoder, [src.inputs[i] for i in rows], session)
+        unreadable = int((~new_ok).sum())
         cache.add([k for k, ok in zip(todo_keys, new_ok) if ok], new_vectors[new_ok])
         cache.save()
     dim = cache.dim if cache.dim is not None else encoder.dim

@@ -154,15 +154,38 @@ class TextEncoder:
         self._model = model
         return model
 
+    def __getstate__(self) -> dict[str, Any]:
+        """A pickled encoder (sent to a Ray actor) travels without its loaded model; it loads where it is used."""
+        return {**self.__dict__, "_model": None}
+
+    def batches(self, texts: Sequence[str]) -> list[list[int]]:
+        """Row indices of each forward pass over `texts`: longest first, `batch_size` rows each.
+
+        A vector's float32 bits depend on the padded length of its forward pass, so every executor must run
+        exactly these passes. The order is sentence-transformers' own (``argsort`` of minus the character
+        length), so the vectors are also those of one ``SentenceTransformer.encode`` call over all texts."""
+        order = np.argsort([-len(t) for t in texts]).tolist()
+        return [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+
+    def encode_batch(self, texts: Sequence[str]) -> np.ndarray:
+        """One forward pass: `texts` (at most `batch_size`) -> float32 array (len(texts), dim)."""
+        model = self._load()
+        vectors = model.encode(list(texts), batch_size=max(len(texts), 1), convert_to_numpy=True,
+                               normalize_embeddings=self.normalize, show_progress_bar=False)
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Embed `texts` -> float32 array (len(texts), dim), row i for texts[i]."""
-        model = self._load()
+        from tqdm.auto import tqdm
+
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
-                               normalize_embeddings=self.normalize,
-                               show_progress_bar=self.progress and len(texts) > self.batch_size)
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        groups = self.batches(texts)
+        vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for rows in tqdm(groups, desc=f"text ({self.name})", unit="batch",
+                         disable=not self.progress or len(groups) <= 1):
+            vectors[rows] = self.encode_batch([texts[i] for i in rows])
+        return vectors
 
 
 def _position_limit(model: Any) -> int | None:

@@ -7,7 +7,7 @@ and get `GenResult`s back in the same order. Parsing, domain checks, retries and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -99,3 +99,18 @@ class LLMBackend(Protocol):
     def generate(self, requests: Sequence[GenRequest]) -> list[GenResult]: ...
 
     def close(self) -> None: ...
+
+
+def answer_batches(backend: LLMBackend,
+                   batches: Sequence[Sequence[GenRequest]]) -> Iterator[tuple[int, list[GenResult]]]:
+    """``(batch index, results)`` for every batch, ``results[i]`` answering ``batches[index][i]``.
+
+    A backend that spreads batches over several engines (a ``generate_batches`` method, e.g. `pool.PooledBackend`)
+    yields them in completion order; any other backend answers them one after another, in order. Either way each
+    batch reaches the backend exactly as given, so its answers are those of a single-process run."""
+    spread = getattr(backend, "generate_batches", None)
+    if spread is not None:
+        yield from spread(batches)
+        return
+    for index, batch in enumerate(batches):
+        yield index, backend.generate(batch)

@@ -57,3 +57,15 @@ def test_bad_settings(minilm_dir: Path) -> None:
         TextEncoder(minilm_dir, name="m", device="cpu", dtype="float16")
     with pytest.raises(ConfigError, match="batch_size"):
         TextEncoder(minilm_dir, name="m", device="cpu", batch_size=0)
+
+
+def test_encode_runs_the_forward_passes_of_one_sentence_transformers_call(minilm_dir: Path) -> None:
+    """`batches` is sentence-transformers' own grouping (longest first), so `encode` (one pass per batch, the unit
+    the Ray executor ships to an actor) gives bit for bit the vectors of one `SentenceTransformer.encode` call."""
+    texts = [f"movie {i} " + "long " * (i % 5) + ("Comedy" if i % 3 else "") for i in range(11)]
+    encoder = TextEncoder(minilm_dir, name="m", device="cpu", batch_size=3, progress=False)
+    groups = encoder.batches(texts)
+    assert [len(g) for g in groups] == [3, 3, 3, 2] and sorted(sum(groups, [])) == list(range(11))
+    assert all(len(texts[a]) >= len(texts[b]) for g, h in zip(groups, groups[1:]) for a in g for b in h)
+    reference = encoder._load().encode(texts, batch_size=3, convert_to_numpy=True, normalize_embeddings=True)
+    assert np.array_equal(encoder.encode(texts), reference)

@@ -4,6 +4,7 @@ it by the candidates stage."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,12 @@ def release_val_is_test(tmp_path_factory: pytest.TempPathFactory) -> Path:
                                 n_items=40, interactions_per_user=10, seed=5)
     (folder / "val.json").write_bytes((folder / "test.json").read_bytes())
     return folder
+
+
+@pytest.fixture(scope="session")
+def ray_runtime() -> Iterator[None]:
+    """A local Ray runtime shared by the executor tests of the session (starting one costs seconds)."""
+    pytest.importorskip("ray")
+    from testkit.ray import start_local_ray
+
+    yield from start_local_ray()
