@@ -8,7 +8,7 @@ Layout of ``tune/<run>/``:
                       none), ``last_epoch`` (int64, last reported epoch, 0 when none), ``duration_s`` (float64) and
                       ``param.<key>`` per searched setting (float64, or string for categorical choices)
     study.json        the search: metric, budget, seed, space, sampler and pruner settings, counts per state, the
-                      best trial, parameter importance (or why it could not be computed)
+                      best trial, parameter importance and a note when it is missing or limited
     study.db          the Optuna study (SQLite): every trial with its intermediate values
     manifest.json     the search identity (space, budget, base config hash, seed), input digests (dataset content,
                       side inputs), counts and the best trial

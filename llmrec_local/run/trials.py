@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..artifacts.base import read_manifest
 from ..errors import ConfigError, DataError
@@ -18,6 +18,15 @@ if TYPE_CHECKING:
     from ..data.arrays import InteractionArrays
     from ..train.config import TrainConfig
     from ..train.side import SideInputs
+
+
+def trial_identity(base: "TrainConfig", side: "SideInputs | None" = None) -> dict[str, Any]:
+    """What a trial's training depends on besides the proposed settings and the dataset: the base config's hash
+    (runtime settings excluded) and the content digests of the side input artifacts."""
+    from ..train.config import train_config_hash
+    from ..train.side import side_digests
+
+    return {"base_config_hash": train_config_hash(base), "side": side_digests(side)}
 
 
 def train_trial(config: "TrainConfig", dataset: "Path | InteractionArrays", out: Path, *,

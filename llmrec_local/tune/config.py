@@ -124,9 +124,14 @@ def apply_params(base: TrainConfig, params: Mapping[str, Any], where: str = "tun
         raise ConfigError(f"{exc} (tuned settings {dict(params)})") from exc
 
 
+def base_config(table: Mapping[str, Any], where: str = "train") -> TrainConfig:
+    """The TrainConfig a search starts from, from a ``[train]`` table."""
+    return from_mapping(TrainConfig, table, where)
+
+
 def tune_config(table: Mapping[str, Any], where: str = "tune") -> TuneConfig:
     """A `TuneConfig` from a ``[tune]`` table."""
     return from_mapping(TuneConfig, table, where)
 
 
-__all__ = ["Distribution", "FIXED_KEYS", "TuneConfig", "apply_params", "check_key", "tune_config"]
+__all__ = ["Distribution", "FIXED_KEYS", "TuneConfig", "apply_params", "base_config", "check_key", "tune_config"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,14 +37,14 @@ Objective = Callable[[dict[str, Any], Callable[[float, int], None]], float]
 @dataclass(frozen=True)
 class SearchResult:
     """What a finished search found: every trial (rows as in `llmrec_local.artifacts.tune.write_tune_files`), the
-    best complete trial, the counts per state and the parameter importance (None with the reason when it cannot be
-    computed)."""
+    best complete trial, the counts per state and the parameter importance (None when it cannot be computed) with
+    a note saying why, or what limits it."""
 
     trials: list[dict[str, Any]]
     best: dict[str, Any]
     counts: dict[str, int]
     importance: dict[str, float] | None
-    importance_error: str | None
+    importance_note: str | None
     new_trials: int
 
 
@@ -132,15 +133,18 @@ def run_search(storage: Path, space: Mapping[str, Distribution], objective: Obje
     if not complete:
         return SearchResult(trials, {}, counts, None, "no trial completed", new)
     best = study.best_trial
-    importance, error = None, None
+    importance, note = None, None
     try:
-        evaluator = optuna.importance.FanovaImportanceEvaluator(seed=seed)
-        importance = {k: float(v) for k, v in optuna.importance.get_param_importances(
-            study, evaluator=evaluator).items()}
+        # Optuna's default evaluator (PED-ANOVA: which settings the top trials share) needs no scikit-learn; its
+        # warnings (e.g. too few trials to tell the top ones apart) are the report's caveat.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            importance = {k: float(v) for k, v in optuna.importance.get_param_importances(study).items()}
+        note = "; ".join(sorted({str(w.message) for w in caught})) or None
     except (ValueError, RuntimeError, ZeroDivisionError) as exc:  # e.g. too few complete trials, one value only
-        error = f"{type(exc).__name__}: {exc}"
+        note = f"not computed: {type(exc).__name__}: {exc}"
     return SearchResult(trials, {"params": dict(best.params), "value": float(best.value), "trial": best.number},
-                        counts, importance, error, new)
+                        counts, importance, note, new)
 
 
 __all__ = ["Objective", "SearchResult", "run_search"]

@@ -25,27 +25,27 @@ from ..artifacts.tune import STAGE, read_best, scratch_dir, storage_path, write_
 from ..config import to_dict
 from ..errors import ArtifactError, ConfigError, DataError
 from ..hashing import stable_hash
-from ..run.trials import train_trial
-from ..train.config import TrainConfig, train_config_hash
-from ..train.side import side_digests
+from ..run.trials import train_trial, trial_identity
 from .config import TuneConfig, apply_params
 
 if TYPE_CHECKING:
     from ..data.arrays import InteractionArrays
+    from ..train.config import TrainConfig
     from ..train.side import SideInputs
 
 log = logging.getLogger(__name__)
 
 
-def search_identity(config: TuneConfig, base: TrainConfig, run: str | None, dataset_hash: str,
+def search_identity(config: TuneConfig, base: "TrainConfig", run: str | None, dataset_hash: str,
                     side: "SideInputs | None" = None) -> dict[str, Any]:
     """What a search depends on (its config hash is the hash of this): the run's space, budget, sampler and
     pruner settings, the base config's hash (its seed included), the dataset's config and which side inputs."""
+    trial = trial_identity(base, side)
     return {"trials": config.trials, "space": to_dict(config.space_for(run)),
             "startup_trials": config.startup_trials, "pruning": config.pruning,
             "prune_startup_trials": config.prune_startup_trials, "prune_warmup_epochs": config.prune_warmup_epochs,
-            "base_config_hash": train_config_hash(base), "seed": base.seed, "dataset": dataset_hash,
-            "side": sorted(side_digests(side)) + (["dataset_features"] if side and side.use_dataset_features else [])}
+            "base_config_hash": trial["base_config_hash"], "seed": base.seed, "dataset": dataset_hash,
+            "side": sorted(trial["side"]) + (["dataset_features"] if side and side.use_dataset_features else [])}
 
 
 def _changed(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
@@ -84,7 +84,7 @@ def _existing(out: Path, identity: dict[str, Any], config_hash: str, inputs: dic
                         "--force to start a new search there, or choose another output folder")
 
 
-def tune(config: TuneConfig, base: TrainConfig, dataset: "Path | InteractionArrays", out: Path, *,
+def tune(config: TuneConfig, base: "TrainConfig", dataset: "Path | InteractionArrays", out: Path, *,
          run: str | None = None, side: "SideInputs | None" = None, force: bool = False) -> Path:
     """Search `config.space_for(run)` around `base` on validation and write the tune artifact at `out`.
 
@@ -113,7 +113,7 @@ def tune(config: TuneConfig, base: TrainConfig, dataset: "Path | InteractionArra
                         "selected on validation only; prepare it with a validation split (val_ratio > 0)")
     identity = search_identity(config, base, run, info["config_hash"], side)
     config_hash = stable_hash(identity)
-    inputs = {"dataset": info["content_digest"], **side_digests(side)}
+    inputs = {"dataset": info["content_digest"], **trial_identity(base, side)["side"]}
     found = _existing(out, identity, config_hash, inputs, force)
     if found is True:
         log.info("tune %s is complete for this search (hash %s); skipping", out, config_hash)
@@ -153,14 +153,14 @@ def tune(config: TuneConfig, base: TrainConfig, dataset: "Path | InteractionArra
                               "startup_trials": config.prune_startup_trials,
                               "warmup_epochs": config.prune_warmup_epochs},
                    "counts": result.counts, "best": best, "importance": result.importance,
-                   "importance_error": result.importance_error, "new_trials": result.new_trials}
+                   "importance_note": result.importance_note, "new_trials": result.new_trials}
         write_tune_files(w.dir, w.manifest, best=best, trials=result.trials, study=summary)
         w.manifest.update(search=identity, run=run, dataset=info, counts=result.counts, best=best,
                           base_config=to_dict(base))
     return out
 
 
-def tuned_config(out: Path, config: TuneConfig, base: TrainConfig, *, run: str | None = None) -> TrainConfig:
+def tuned_config(out: Path, config: TuneConfig, base: "TrainConfig", *, run: str | None = None) -> "TrainConfig":
     """`base` with the best settings of the tune artifact at `out` applied; ArtifactError when that artifact is
     missing or was searched for another base config or space (run the tune stage again)."""
     out = Path(out)
@@ -168,8 +168,8 @@ def tuned_config(out: Path, config: TuneConfig, base: TrainConfig, *, run: str |
         raise ArtifactError(f"run {run or ''} is tuned but {out} holds no finished search; run the tune stage first "
                             "(python -m llmrec_local.run RECIPE --from tune)")
     recorded = read_manifest(out).get("search") or {}
-    current = {"space": to_dict(config.space_for(run)), "base_config_hash": train_config_hash(base),
-               "seed": base.seed}
+    current = {"space": to_dict(config.space_for(run)),
+               "base_config_hash": trial_identity(base)["base_config_hash"], "seed": base.seed}
     changed = _changed({k: recorded.get(k) for k in current}, current)
     if changed:
         raise ArtifactError(f"the search at {out} is stale for run {run or ''}: changed {'; '.join(changed)}; rerun "
