@@ -199,8 +199,8 @@ def test_no_import_cycles_between_modules() -> None:
 
 
 ENTRY_POINTS = ["llmrec_local.prepare", "llmrec_local.candidates", "llmrec_local.augment", "llmrec_local.embed",
-                "llmrec_local.train", "llmrec_local.evaluate", "llmrec_local.run", "llmrec_local.tune", "llmrec_local.llm.smoke",
-                "serving", "serving.recommend_server", "serving.llm_server"]
+                "llmrec_local.train", "llmrec_local.evaluate", "llmrec_local.run", "llmrec_local.tune",
+                "llmrec_local.llm.smoke", "serving", "serving.recommend_server", "serving.llm_server"]
 
 
 @pytest.mark.parametrize("module", ENTRY_POINTS)

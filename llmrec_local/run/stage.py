@@ -383,7 +383,7 @@ def run_pipeline(recipe: Recipe, *, stages: Sequence[str] = STAGES, force: bool 
             embedded = _existing_embeddings(layout)
 
     trained = {spec.name: spec.train for spec in recipe.runs}
-    if recipe.tune is not None:
+    if (search := recipe.tune) is not None:
         from dataclasses import replace
 
         from ..tune.stage import tune, tuned_config
@@ -393,10 +393,10 @@ def run_pipeline(recipe: Recipe, *, stages: Sequence[str] = STAGES, force: bool 
             base, out = replace(spec.train, seed=recipe.meta.seeds[0]), layout.tuned(spec.name)
             if "tune" in stages:
                 side = _side_inputs(spec, embedded, layout)
-                timed(f"tune {spec.name}", out, lambda: tune(recipe.tune, base, layout.dataset, out, run=spec.name,
+                timed(f"tune {spec.name}", out, lambda: tune(search, base, layout.dataset, out, run=spec.name,
                                                              side=side, force=force))
             if "train" in stages:
-                trained[spec.name] = tuned_config(out, recipe.tune, base, run=spec.name)
+                trained[spec.name] = tuned_config(out, search, base, run=spec.name)
         results["tuning"] = _tuning(recipe, layout)
 
     if "train" in stages:

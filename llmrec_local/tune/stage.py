@@ -2,8 +2,9 @@
 
 Each trial trains the base TrainConfig with proposed settings (`apply_params`) through the runner's
 `llmrec_local.run.trials.train_trial` and is scored by its best validation value of ``select_metric``; the pruner
-hears every evaluation of the trial through the trainer's ``on_evaluation`` hook. Test data is never read: the
-search requires the standard protocol and a validation split, and no trial is evaluated on test.
+hears every evaluation of the trial through the trainer's ``on_evaluation`` hook. The test split is never
+evaluated: the search requires the standard protocol (which selects on validation) and a validation split, and no
+evaluation stage runs for a trial.
 
 Identity: the artifact's config hash covers the budget, the space, the sampler and pruner settings, the base
 config's hash, the seed and the dataset's config; its input digests the dataset's and side inputs' content. A
