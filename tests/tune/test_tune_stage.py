@@ -95,6 +95,11 @@ def test_an_interrupted_search_resumes_without_rerunning_finished_trials(data: P
     with pytest.raises(Killed):
         tune(_config(3), BASE, data, tmp_path / "tune")
     assert not is_complete(tmp_path / "tune") and len(calls) == 2
+    # A SIGKILL leaves its trial RUNNING in the study (an exception marks it failed): the resume must retire it.
+    import optuna
+
+    storage = f"sqlite:///{storage_path(tmp_path / '.tune.partial')}"
+    optuna.load_study(study_name="tune", storage=storage).ask()
     calls = _counting(monkeypatch)
     out = tune(_config(3), BASE, data, tmp_path / "tune")
     assert len(calls) == 2  # the interrupted trial and the third; the finished first one is not trained again
