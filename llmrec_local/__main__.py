@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "candidates": ("llmrec_local.candidates", "top-K unseen items per user from a base run (or a file)"),
     "augment": ("llmrec_local.augment", "the three LLM augmentations with a local model"),
     "embed": ("llmrec_local.embed", "encode item text, attributes, profiles and posters"),
+    "tune": ("llmrec_local.tune", "validation search (Optuna) over a run's settings; the best become a tune artifact"),
     "train": ("llmrec_local.train", "train MF, LightGCN or LLMRec on a dataset artifact"),
     "evaluate": ("llmrec_local.evaluate", "full-ranking evaluation of a run"),
     "report": ("llmrec_local.report", "export finished runs' curves and test metrics to TensorBoard (report export)"),

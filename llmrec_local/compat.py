@@ -41,7 +41,8 @@ if TYPE_CHECKING:
     import numpy as np
 
 #: Top-level modules that only their owning module may import, and only after `enter` (see docs/architecture.md).
-HEAVY_MODULES = ("vllm", "transformers", "sentence_transformers", "open_clip", "torchvision", "fastapi", "ray")
+HEAVY_MODULES = ("vllm", "transformers", "sentence_transformers", "open_clip", "torchvision", "fastapi", "ray",
+                 "optuna", "tensorboard")
 OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
 #: The error text torchvision raises beside a torch build it was not compiled against.
 _TORCHVISION_OP_ERROR = "torchvision::"

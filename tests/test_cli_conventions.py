@@ -38,6 +38,7 @@ PARSERS: dict[str, tuple[str, str, str | None, bool, bool]] = {
     "embed": ("llmrec_local.embed.__main__", "build_parser", None, True, True),
     "train": ("llmrec_local.train.__main__", "build_parser", None, True, True),
     "evaluate": ("llmrec_local.evaluate.__main__", "build_parser", None, False, True),
+    "tune": ("llmrec_local.tune.__main__", "build_parser", None, True, True),
     "report export": ("llmrec_local.report.__main__", "build_parser", "export", False, True),
     "kit pack": ("llmrec_local.kit.__main__", "build_parser", "pack", False, True),
     "kit verify": ("llmrec_local.kit.__main__", "build_parser", "verify", False, False),

@@ -22,7 +22,8 @@ PACKAGES = ("llmrec_local", "serving")
 CORE = ("llmrec_local.config", "llmrec_local.errors", "llmrec_local.hashing", "llmrec_local.seeding",
         "llmrec_local.compat", "llmrec_local.ids", "llmrec_local.cli", "llmrec_local.artifacts")
 STAGES = ("llmrec_local.prepare", "llmrec_local.candidates", "llmrec_local.augment", "llmrec_local.embed",
-          "llmrec_local.train", "llmrec_local.evaluate", "llmrec_local.report", "llmrec_local.run", "serving")
+          "llmrec_local.train", "llmrec_local.evaluate", "llmrec_local.report", "llmrec_local.run", "llmrec_local.tune",
+          "serving")
 MODEL_CODE = ("llmrec_local.models", "llmrec_local.graph")
 LLM = ("llmrec_local.llm",)
 
@@ -37,6 +38,7 @@ HEAVY_OWNERS = {
     "fastapi": ("serving.app",),
     "tensorboard": ("llmrec_local.report.tensorboard",),
     "ray": ("llmrec_local.executors.ray_executor",),
+    "optuna": ("llmrec_local.tune.search",),
 }
 
 
@@ -152,7 +154,8 @@ def test_only_the_runner_runs_other_stages() -> None:
     prepares the bundled dataset) asks the runner's API for them, so the stage order still lives in one place and
     the stage module itself stays free of other stages. A stage's ``config`` module may use another stage's
     ``config`` classes: settings are data and running them is still the runner's job (the candidates stage's base
-    model is a training ``ModelConfig``)."""
+    model is a training ``ModelConfig``). The tune stage trains its trials through the runner's trial API
+    (``llmrec_local.run.trials``) and may use nothing else of the runner."""
     shared = ("llmrec_local.evaluate.ranking", "llmrec_local.evaluate.metrics", "llmrec_local.evaluate.significance")
     found = []
     for mod, deps in GRAPH.items():
@@ -160,6 +163,8 @@ def test_only_the_runner_runs_other_stages() -> None:
         if own is None or own == "llmrec_local.run":
             continue
         allowed = shared + (("llmrec_local.run",) if mod.endswith(".__main__") else ())
+        if own == "llmrec_local.tune":
+            allowed += ("llmrec_local.run.trials",)
         if mod.endswith(".config"):
             allowed += tuple(f"{stage}.config" for stage in STAGES)
         found += [f"{mod} -> {dep}" for dep in deps
@@ -202,6 +207,7 @@ def test_no_import_cycles_between_modules() -> None:
 
 ENTRY_POINTS = ["llmrec_local.prepare", "llmrec_local.candidates", "llmrec_local.augment", "llmrec_local.embed",
                 "llmrec_local.train", "llmrec_local.evaluate", "llmrec_local.report", "llmrec_local.run",
+                "llmrec_local.tune",
                 "llmrec_local.llm.smoke", "serving", "serving.recommend_server", "serving.llm_server"]
 
 
@@ -225,6 +231,7 @@ ARTIFACT_FILES = {
     **dict.fromkeys(("config.json", "model.safetensors", "embeddings.safetensors", "train_log.jsonl",
                      "checkpoint.pt", "best_state.pt"), "llmrec_local.artifacts.run"),
     **dict.fromkeys(("metrics.json", "per_user.parquet"), "llmrec_local.artifacts.evaluation"),
+    **dict.fromkeys(("best_params.json", "trials.parquet", "study.json", "study.db"), "llmrec_local.artifacts.tune"),
 }
 if (ROOT / "llmrec_local" / "artifacts" / "candidates.py").is_file():  # the candidates kind is moving there
     ARTIFACT_FILES["candidates.parquet"] = "llmrec_local.artifacts.candidates"

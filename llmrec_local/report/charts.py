@@ -29,7 +29,7 @@ from .runs import curve_value, summarise_runs
 BAR_METRICS = ("recall@20", "ndcg@20")
 #: Colour of each pipeline stage kind in the time chart.
 _STAGE_COLOURS = {"prepare": "#8c564b", "candidates": "#9467bd", "augment": "#d62728", "embed": "#ff7f0e",
-                  "train": "#1f77b4", "evaluate": "#2ca02c", "report": "#7f7f7f"}
+                  "tune": "#17becf", "train": "#1f77b4", "evaluate": "#2ca02c", "report": "#7f7f7f"}
 _SKIPPED = "#c7c7c7"
 #: Widest figure (inches): the page's content column is about 1100 px, wider charts would shrink their text.
 _MAX_WIDTH = 10.5
@@ -246,12 +246,52 @@ def llm_jobs(augment: Mapping[str, Mapping[str, Any]]) -> str:
                 (min(max(8.0, 2.6 + 2.4 * len(jobs)), _MAX_WIDTH), 3.0))
 
 
+def tuning_trials(tuning: Mapping[str, Mapping[str, Any]]) -> str:
+    """The validation search of each tuned run: one dot per trial (filled = complete, hollow = pruned at its last
+    evaluated epoch) and the best complete value so far as a step line."""
+    searched = {name: found["trials"] for name, found in tuning.items() if found.get("trials")}
+    if not searched:
+        return ""
+    colours = _colours(list(searched))
+    metric = next(iter(tuning.values()))["study"].get("metric", "validation metric")
+
+    def draw(fig: Figure) -> None:
+        ax = fig.subplots()
+        for name, trials in searched.items():
+            colour = colours[name]
+            for state, face in (("COMPLETE", colour), ("PRUNED", "none")):
+                points = [(t["number"], t["value"]) for t in trials if t["state"] == state and t["value"] is not None]
+                if points:
+                    ax.scatter(*zip(*points), s=22, facecolors=face, edgecolors=colour, linewidths=1.1, zorder=3)
+            best, steps = -math.inf, []
+            for t in sorted(trials, key=lambda t: t["number"]):
+                if t["state"] == "COMPLETE" and t["value"] is not None:
+                    best = max(best, t["value"])
+                if best > -math.inf:
+                    steps.append((t["number"], best))
+            if steps:
+                ax.step(*zip(*steps), where="post", color=colour, linewidth=1.2, alpha=0.8)
+        ax.set_xlabel("trial")
+        ax.set_ylabel(f"validation {metric}")
+        ax.xaxis.set_major_locator(_ticks(integer=True))
+        ax.yaxis.set_major_locator(_ticks())
+        handles = [Line2D([], [], color=colours[n], marker="o", linewidth=1.2, label=n) for n in searched]
+        handles += [Line2D([], [], color="#555", marker="o", markerfacecolor="none", linewidth=0, label="pruned")]
+        fig.legend(handles=handles, loc="outside right upper", frameon=False)
+        ax.set_title("Validation tuning: value per trial and best so far")
+
+    return _svg("tuning", "Validation value of every tuning trial per system, with the best value so far", draw,
+                (8.0, 3.2))
+
+
 def all_charts(results: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(caption, svg) of every chart the results allow, in page order."""
     runs = results.get("runs") or []
     charts = [
         ("Test metrics per system (mean ± std over seeds, one dot per seed).", metric_bars(runs)),
         ("Training loss and validation Recall@20 per epoch.", training_curves(runs)),
+        ("Validation tuning: every trial (hollow = pruned) and the best value so far.",
+         tuning_trials(results.get("tuning") or {})),
         ("LLM augmentation: valid-output rate and throughput per job.", llm_jobs(results.get("augment") or {})),
         ("Wall time per pipeline stage.", stage_times(results.get("stages") or [])),
     ]

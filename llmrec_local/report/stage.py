@@ -12,6 +12,8 @@ StudyResults (JSON-like dict):
     runs: [{"name", "seed", "metrics": {"recall@20": float, ...}, "curve": [{"epoch", "loss", "val": {...}}],
             "model", "side", "ablation", "selection": "val" | "test" | "last" (model selection; missing = "val")}]
     comparisons: [{"run", "baseline", "metric", "mean_diff", "p_value", "test", "n"}]
+    tuning: {run: {"study": study.json of its tune artifact, "trials": its trials table as rows}}
+            (`llmrec_local.artifacts.tune`)
     augment: {job: {"model": {"alias", "backend", "model_id"}, "requests", "valid", "valid_rate", "retries",
                     "failures", "prompt_tokens", "completion_tokens", "requests_per_s", "output_tokens_per_s",
                     "prefix_cache_hit_rate", "wall_s", "usd_at_paper_prices", "distributions": {...}}}
@@ -71,6 +73,13 @@ def _cell(v: Any) -> str:
     return "n/a" if v is None else str(v)
 
 
+def _setting(v: Any) -> str:
+    """A tuned setting: 3 significant digits (learning rates span decades), whole numbers without a decimal."""
+    if isinstance(v, float):
+        return str(int(v)) if v.is_integer() else f"{v:.3g}"
+    return "n/a" if v is None else str(v)
+
+
 def _metric_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     present = {k for row in rows for k in row if "@" in k}
     return [m for m in HEADLINE_METRICS if m in present]
@@ -104,6 +113,7 @@ def _tables(results: Mapping[str, Any]) -> list[Table]:
                  c.get("test", ""), str(c.get("n", ""))] for c in comps]
         tables.append(Table("Significance against the baseline (paired)",
                             ["run", "baseline", "metric", "mean diff", "p-value", "test", "pairs"], rows))
+    tables += _tuning_tables(results.get("tuning") or {})
     aug = results.get("augment") or {}
     if aug:
         keys = [k for k in _AUGMENT_ROWS if any(k in stats for stats in aug.values())]
@@ -130,6 +140,33 @@ def _tables(results: Mapping[str, Any]) -> list[Table]:
     if env:
         rows = [[k, str(v)] for k, v in {**env.get("hardware", {}), **env.get("libraries", {})}.items()]
         tables.append(Table("Environment", ["item", "value"], rows))
+    return tables
+
+
+def _tuning_tables(tuning: Mapping[str, Mapping[str, Any]]) -> list[Table]:
+    """The validation searches: one summary row per tuned run, every trial, and the parameter importance."""
+    if not tuning:
+        return []
+    studies = {name: found["study"] for name, found in tuning.items()}
+    metric = next(iter(studies.values())).get("metric", "?")
+    rows = [[name, str(s["budget"]), str(s["counts"].get("COMPLETE", 0)), str(s["counts"].get("PRUNED", 0)),
+             str(s["counts"].get("FAIL", 0)), _fmt(s["best"]["value"]), str(s["best"]["trial"]),
+             ", ".join(f"{k} = {_setting(v)}" for k, v in s["best"]["params"].items())] for name, s in studies.items()]
+    tables = [Table(f"Validation tuning (selected on validation {metric}; test never seen)",
+                    ["run", "budget", "complete", "pruned", "failed", f"best val {metric}", "best trial",
+                     "best settings (applied to every seed)"], rows)]
+    for name, found in tuning.items():
+        keys = sorted({k for t in found["trials"] for k in t["params"]})
+        tables.append(Table(f"Tuning trials: {name}", ["trial", "state", f"val {metric}", "last epoch", *keys],
+                            [[str(t["number"]), t["state"].lower(), _fmt(t["value"]), str(t["last_epoch"])]
+                             + [_setting(t["params"].get(k)) for k in keys] for t in found["trials"]]))
+    rows = []
+    for name, s in studies.items():
+        rows += [[name, k, _fmt(v, 3)] for k, v in (s.get("importance") or {}).items()]
+        if s.get("importance_note"):
+            rows.append([name, "(note)", str(s["importance_note"])])
+    tables.append(Table("Parameter importance (Optuna PED-ANOVA over the complete trials)",
+                        ["run", "setting", "importance"], rows))
     return tables
 
 

@@ -9,6 +9,8 @@ A recipe has these tables (all but ``[recipe]`` and ``[prepare]`` optional):
     [augment]     -> llmrec_local.augment.config.AugmentConfig
     [embed]       -> llmrec_local.embed.stage.EmbedConfig
     [train]       -> TrainConfig defaults shared by every run
+    [tune]        -> llmrec_local.tune.config.TuneConfig: a validation search per tuned run (budget, space); a tuned
+                  run's TrainConfig gets the best settings found before its seeds are trained
     [runs.<name>] one trained system: ``side`` (which side inputs it uses), optional ``ablation`` (a paper
                   ablation name), and any TrainConfig keys, deep-merged over ``[train]``
 
@@ -42,6 +44,7 @@ from ..embed.config import EmbedConfig
 from ..errors import ConfigError
 from ..prepare.config import PrepareConfig
 from ..train.config import TrainConfig, ablation_overrides
+from ..tune.config import TuneConfig, tune_config
 
 #: Side inputs a run may use, mapped onto the artifacts the augment and embed stages write; ``dataset_features``
 #: is the text/image feature matrices shipped inside an LLMRec-layout dataset (``features/*.npy``).
@@ -89,6 +92,7 @@ class Recipe:
     augment: AugmentConfig | None
     embed: EmbedConfig | None
     runs: tuple[RunSpec, ...]
+    tune: TuneConfig | None = None
     raw: Mapping[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
     @property
@@ -102,8 +106,15 @@ class Recipe:
                 return spec
         raise ConfigError(f"recipe {self.meta.name!r} has no run {name!r}; runs: {[r.name for r in self.runs]}")
 
+    @property
+    def tuned_runs(self) -> tuple[RunSpec, ...]:
+        """The runs the ``[tune]`` table searches (``tune.runs``, or every run when it lists none)."""
+        if self.tune is None:
+            return ()
+        return tuple(r for r in self.runs if not self.tune.runs or r.name in self.tune.runs)
 
-TOP_LEVEL = ("recipe", "prepare", "candidates", "augment", "embed", "train", "runs")
+
+TOP_LEVEL = ("recipe", "prepare", "candidates", "augment", "embed", "train", "tune", "runs")
 
 
 def _deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
@@ -185,7 +196,32 @@ def parse_recipe(data: Mapping[str, Any], overrides: Sequence[str] = ()) -> Reci
                               "only the llmrec model does (MF and LightGCN accept side = [\"pairs\"])")
     if meta.baseline is not None and meta.baseline not in {r.name for r in runs}:
         raise ConfigError(f"recipe.baseline: {meta.baseline!r} is not one of the runs {[r.name for r in runs]}")
-    return Recipe(meta, prepare, candidates, augment, embed, runs, raw=data)
+    tune = _tune(data["tune"], runs) if "tune" in data else None
+    return Recipe(meta, prepare, candidates, augment, embed, runs, tune=tune, raw=data)
+
+
+def _tune(table: Mapping[str, Any], runs: tuple[RunSpec, ...]) -> TuneConfig:
+    """The ``[tune]`` table, checked against the runs: tuned and run_space names exist, tuned runs select on
+    validation (the paper protocol selects on test)."""
+    config = tune_config(table)
+    names = [r.name for r in runs]
+    for key, listed in (("runs", config.runs), ("run_space", tuple(config.run_space))):
+        unknown = sorted(set(listed) - set(names))
+        if unknown:
+            raise ConfigError(f"tune.{key}: {unknown} are not runs of the recipe{did_you_mean(unknown, names)}; "
+                              f"runs are {names}")
+    tuned = [r for r in runs if not config.runs or r.name in config.runs]
+    untuned = sorted(set(config.run_space) - {r.name for r in tuned})
+    if untuned:
+        raise ConfigError(f"tune.run_space: {untuned} are not tuned (tune.runs = {list(config.runs)})")
+    for run in tuned:
+        if run.train.protocol != "standard":
+            raise ConfigError(f"runs.{run.name}: protocol {run.train.protocol!r} selects on test; a tuned run "
+                              "selects on validation only: use protocol = 'standard' or leave it out of tune.runs")
+        if not config.space_for(run.name):
+            raise ConfigError(f"tune: run {run.name} has an empty search space; declare tune.space or "
+                              f"tune.run_space.{run.name}")
+    return config
 
 
 def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
@@ -202,6 +238,8 @@ def resolved_dict(recipe: Recipe) -> dict[str, Any]:
         out["augment"] = to_dict(recipe.augment)
     if recipe.embed is not None:
         out["embed"] = to_dict(recipe.embed)
+    if recipe.tune is not None:
+        out["tune"] = to_dict(recipe.tune)
     out["runs"] = {r.name: {"side": list(r.side), **({"ablation": r.ablation} if r.ablation else {}),
                             **to_dict(r.train)} for r in recipe.runs}
     return out

@@ -1,13 +1,14 @@
 """The pipeline runner: the only module that knows the stage order.
 
-prepare -> candidates -> augment -> embed -> train -> evaluate -> report, each stage reading and writing artifact
-folders under the recipe's workdir:
+prepare -> candidates -> augment -> embed -> tune -> train -> evaluate -> report, each stage reading and writing
+artifact folders under the recipe's workdir:
 
     <workdir>/dataset/                       prepare
     <workdir>/runs/_candidates_base/         candidates: the base model (LightGCN by default)
     <workdir>/candidates/                    candidates: top-K unseen items per user
     <workdir>/augment/{pairs,item_attributes,user_profiles}/   augment (+ request cache)
     <workdir>/embed/<source>/                embed
+    <workdir>/tune/<run>/                    tune: the validation search of a tuned run and its best settings
     <workdir>/runs/<run>-seed<k>/            train (eval/ inside: evaluate)
     <workdir>/report/                        report.md, report.html, results.json
     <workdir>/recipe.resolved.toml           the resolved recipe and its hash
@@ -16,8 +17,11 @@ Every stage skips itself when its complete artifact was built from the same conf
 their config hash, which includes their inputs' hashes), so rerunning a recipe only does what changed.
 
 Besides `run_pipeline`, the runner's API serves the entry points that need a stage run before their own: the
-augment command line (`default_dataset`, `ensure_candidates`) and multi-seed studies (`run_seeds`). No other module
-runs stages in order.
+augment command line (`default_dataset`, `ensure_candidates`) and multi-seed studies (`run_seeds`); the tune stage
+trains its trials through `llmrec_local.run.trials`. No other module runs stages in order.
+
+A tuned run (``[tune]``) is searched with the first seed on validation (tune stage), and every seed of it is then
+trained with the best settings applied to its TrainConfig, so its run folders' config hashes reflect them.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STAGES = ("prepare", "candidates", "augment", "embed", "train", "evaluate", "report")
+STAGES = ("prepare", "candidates", "augment", "embed", "tune", "train", "evaluate", "report")
 SMOKE_ALIAS = "smoke"
 
 
@@ -57,10 +61,14 @@ class Layout:
         self.candidates = self.root / "candidates"
         self.augment = self.root / "augment"
         self.embed = self.root / "embed"
+        self.tune = self.root / "tune"
         self.report = self.root / "report"
 
     def run(self, name: str, seed: int) -> Path:
         return self.root / "runs" / f"{name}-seed{seed}"
+
+    def tuned(self, name: str) -> Path:
+        return self.tune / name
 
 
 def select_stages(start: str | None, until: str | None) -> tuple[str, ...]:
@@ -237,6 +245,14 @@ def _comparisons(recipe: Recipe, runs: list[dict[str, Any]]) -> list[dict[str, A
     return out
 
 
+def _tuning(recipe: Recipe, layout: Layout) -> dict[str, Any]:
+    """The finished searches of the tuned runs (study summary and trials table) for the report."""
+    from ..artifacts.tune import read_study, read_trials
+
+    return {spec.name: {"study": read_study(layout.tuned(spec.name)), "trials": read_trials(layout.tuned(spec.name))}
+            for spec in recipe.tuned_runs if is_complete(layout.tuned(spec.name))}
+
+
 def _candidates_from_base_model(config: "CandidatesConfig", dataset: Path, layout: Layout, *, seed: int,
                                 force: bool = False) -> Path:
     """Train the base model into ``runs/_candidates_base`` (train stage), then rank with it into ``candidates/``
@@ -375,6 +391,23 @@ def run_pipeline(recipe: Recipe, *, stages: Sequence[str] = STAGES, force: bool 
         else:
             embedded = _existing_embeddings(layout)
 
+    trained = {spec.name: spec.train for spec in recipe.runs}
+    if (search := recipe.tune) is not None:
+        from dataclasses import replace
+
+        from ..tune.stage import tune, tuned_config
+
+        for spec in recipe.tuned_runs:
+            # The search uses the first seed; every seed is then trained with what it found.
+            base, out = replace(spec.train, seed=recipe.meta.seeds[0]), layout.tuned(spec.name)
+            if "tune" in stages:
+                side = _side_inputs(spec, embedded, layout)
+                timed(f"tune {spec.name}", out, lambda: tune(search, base, layout.dataset, out, run=spec.name,
+                                                             side=side, force=force))
+            if "train" in stages:
+                trained[spec.name] = tuned_config(out, search, base, run=spec.name)
+        results["tuning"] = _tuning(recipe, layout)
+
     if "train" in stages:
         from dataclasses import replace
 
@@ -384,7 +417,7 @@ def run_pipeline(recipe: Recipe, *, stages: Sequence[str] = STAGES, force: bool 
             side = _side_inputs(spec, embedded, layout)
             for seed in recipe.meta.seeds:
                 out = layout.run(spec.name, seed)
-                cfg = replace(spec.train, seed=seed, progress=progress)
+                cfg = replace(trained[spec.name], seed=seed, progress=progress)
                 timed(f"train {spec.name} seed {seed}", out, lambda: train(cfg, layout.dataset, out, side=side,
                                                                            force=force))
     if "evaluate" in stages:

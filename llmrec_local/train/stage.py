@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +96,7 @@ def _evaluate_split(model: Recommender, arrays: InteractionArrays, split: str, c
 
 def train(
     config: TrainConfig, dataset: Path | InteractionArrays, out: Path, *, side: SideInputs | None = None,
-    force: bool = False,
+    force: bool = False, on_evaluation: Callable[[int, Mapping[str, float]], None] | None = None,
 ) -> Path:
     """Train `config` on `dataset`, writing the run artifact at `out` (skipped if complete for the same config).
 
@@ -105,6 +106,9 @@ def train(
         out: run folder to create.
         side: optional side inputs (LLMRec only).
         force: rebuild even if a complete run for this config exists.
+        on_evaluation: called as ``on_evaluation(epoch, metrics)`` after each evaluation on the selection split,
+            once the epoch's checkpoint is saved (validation tuning reports to its pruner here; an exception it
+            raises stops the run, which stays unpublished). Not part of the config.
     Returns:
         `out`.
     """
@@ -200,6 +204,8 @@ def train(
             state["epoch"] = epoch + 1
             files.save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                    "generator": generator.get_state(), "state": state})
+            if on_evaluation is not None and select_split in record:
+                on_evaluation(epoch + 1, record[select_split])
         bar.close()
 
         best = files.load_best(device) if select_split else None
