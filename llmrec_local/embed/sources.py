@@ -152,8 +152,8 @@ def text_table_inputs(table: TextTable, vocabulary: IdVocabulary, source: str) -
 
     Each row's id is looked up in the dataset's `vocabulary` (ids compared as text). Rows whose id is unknown are
     left out and counted; an entity the file does not mention (or whose text is empty) has no input. Alignment
-    checks: an id listed twice with different texts is an error; fewer than ``table.min_coverage`` of the
-    dataset's entities with a text is an error naming examples of both id forms and the fix; any unmatched row or
+    checks: an id listed twice with different texts is an error; no entity with a text, or fewer than
+    ``table.min_coverage`` of the dataset's entities, is an error naming examples of both id forms and the fix; any unmatched row or
     uncovered entity otherwise is a warning. The counts, examples of unmatched ids and the text lengths go to
     `details` (the artifact manifest's ``inputs``).
     """
@@ -189,7 +189,7 @@ def text_table_inputs(table: TextTable, vocabulary: IdVocabulary, source: str) -
         "empty_texts": sum(by_id[i] is None for i in known), "entities": len(vocabulary),
         "entities_with_text": covered, "coverage": round(coverage, 4), "min_coverage": table.min_coverage,
         "text_lengths": text_lengths(inputs)}
-    if coverage < table.min_coverage:
+    if coverage < table.min_coverage or not covered:
         raise DataError(
             f"{where}: only {covered} of the dataset's {len(vocabulary)} {entity}s got a text ({coverage:.1%}, "
             f"min_coverage {table.min_coverage:.0%}); {len(unknown)} of the file's {len(by_id)} ids are not "

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -64,6 +65,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*",
                    help="key=value training settings shared by all systems; embed.key=value embed settings")
     return p
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line; ``key=value`` words are overrides wherever they stand (a list option such as --seeds
+    would otherwise swallow them)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    overrides = [a for a in argv if "=" in a and not a.startswith("-")]
+    args = build_parser().parse_args([a for a in argv if a not in overrides])
+    args.overrides = overrides
+    return args
 
 
 def _embed_table(args: argparse.Namespace, embed_overrides: Sequence[str]) -> dict[str, Any] | None:
@@ -128,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .stage import Layout, run_pipeline
     from .summary import summarize_runs
 
-    args = build_parser().parse_intermixed_args(argv)
+    args = parse_args(argv)
     configure_logging(args.verbose)
     study = build_study(args)
     if args.dry_run:
