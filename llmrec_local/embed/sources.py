@@ -153,8 +153,8 @@ def text_table_inputs(table: TextTable, vocabulary: IdVocabulary, source: str) -
     Each row's id is looked up in the dataset's `vocabulary` (ids compared as text). Rows whose id is unknown are
     left out and counted; an entity the file does not mention (or whose text is empty) has no input. Alignment
     checks: an id listed twice with different texts is an error; no entity with a text, or fewer than
-    ``table.min_coverage`` of the dataset's entities, is an error naming examples of both id forms and the fix; any unmatched row or
-    uncovered entity otherwise is a warning. The counts, examples of unmatched ids and the text lengths go to
+    ``table.min_coverage`` of the dataset's entities, is an error naming examples of both id forms and the fix;
+    any unmatched row or uncovered entity otherwise is a warning. The counts, examples of unmatched ids and the text lengths go to
     `details` (the artifact manifest's ``inputs``).
     """
     path = Path(table.path)

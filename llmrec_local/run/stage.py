@@ -179,8 +179,8 @@ def _inspection(layout: Layout, *, seed: int, users: int = 5) -> dict[str, Any]:
 def _value_counts(job: Path, top: int = 10) -> dict[str, dict[str, Any]]:
     """The `top` most frequent values of every String column of an augmentation job's records; a free-text column
     (most of its values distinct and a median length of 40 characters or more, e.g. imported descriptions) is
-    described by its text lengths instead
-    (``{"text_lengths": {...}}``, `llmrec_local.embed.sources.text_lengths`): counts of 1 say nothing."""
+    described by its text lengths instead (``{"text_lengths": {...}}``, `llmrec_local.embed.sources.text_lengths`):
+    counts of 1 say nothing."""
     import polars as pl
 
     from ..embed.sources import text_lengths

@@ -40,7 +40,8 @@ def test_item_text_file_with_unmatched_ids_is_reported(dataset: Path, tmp_path: 
     inputs = read_manifest(path)["inputs"]
     assert inputs["rows"] == 6 and inputs["matched_ids"] == 4 and inputs["unmatched_ids"] == 2
     assert inputs["unmatched_examples"] == ["x99", "x100"]
-    assert inputs["entities"] == 6 and inputs["entities_with_text"] == 4 and inputs["coverage"] == pytest.approx(4 / 6, abs=1e-4)
+    assert inputs["entities"] == 6 and inputs["entities_with_text"] == 4
+    assert inputs["coverage"] == pytest.approx(4 / 6, abs=1e-4)
     assert inputs["text_lengths"]["texts"] == 4
     assert inputs["text_lengths"]["max"] == max(len(t) for t in DESCRIPTIONS.values())
     table = load_embedding(path, 6, entity="item")
