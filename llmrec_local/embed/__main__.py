@@ -7,12 +7,15 @@ Example::
         --image-model ~/models/CLIP-ViT-B-32-laion2B-s34B-b79K
     python -m llmrec_local.embed --data out/dataset --augment out/augment --out out/embed attribute_mode=concat \
         --dry-run
+    python -m llmrec_local.embed cache             # size of the shared embedding cache
+    python -m llmrec_local.embed cache --clear     # empty it
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -80,7 +83,30 @@ def resolve_config(args: argparse.Namespace) -> EmbedConfig:
     return from_mapping(EmbedConfig, table, where="embed")
 
 
+def main_cache(argv: Sequence[str]) -> int:
+    """``cache [--dir D] [--clear] [--encoder KEY]``: report (JSON) or empty the shared embedding cache."""
+    from .cache import cache_report, clear_cache, embedding_cache_dir
+
+    parser = argparse.ArgumentParser(prog=prog("python -m llmrec_local.embed cache"),
+                                     description="Size of the shared embedding cache (every workdir's vectors, "
+                                                 "keyed by encoder identity and content); --clear empties it.")
+    parser.add_argument("--dir", default=None, help="cache folder (default: $LLMREC_EMBED_CACHE_DIR, else "
+                                                    "$LLMREC_CACHE_DIR/embeddings or ~/.cache/llmrec_local/embeddings)")
+    parser.add_argument("--clear", action="store_true", help="delete the cached vectors")
+    parser.add_argument("--encoder", default=None, help="with --clear: only this encoder key (see the report)")
+    args = parser.parse_args(argv)
+    root = embedding_cache_dir(args.dir)
+    if args.clear:
+        print(json.dumps({"root": str(root), "freed_bytes": clear_cache(root, args.encoder)}))
+    else:
+        print(json.dumps(cache_report(root), indent=2))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "cache":
+        return main_cache(argv[1:])
     args = parse_args(build_parser(), argv)
     configure_logging(args.verbose)
     config = resolve_config(args)

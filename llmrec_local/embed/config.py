@@ -3,12 +3,39 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from ..config import ADDED_SETTING
 from ..executors.ray_executor import ExecutorKind, RaySettings
 from . import minilm
 from .sources import DEFAULT_ITEM_TEXT_FIELDS, SOURCES
+
+
+@dataclass(frozen=True)
+class TextTable:
+    """A free-text side input brought as a file: one row per entity, its external id and its text.
+
+    Attributes:
+        path: a CSV, TSV, parquet, JSON (array of objects) or JSON-lines file.
+        id_column: the column holding the entity's external id, as in the dataset (``items.item_id`` /
+            ``users.user_id``: MovieLens movieId / userId, the ids of an LLMRec release); compared as text.
+        text_column: the column holding the text (descriptions, LLM-written profiles, ...).
+        min_coverage: the smallest share of the dataset's entities that must get a text; below it the embed stage
+            stops (the ids are most likely of another form or another dataset), above it unmatched ids are a
+            warning. Either way the counts and examples of unmatched ids go to the manifest.
+    """
+
+    path: Path
+    id_column: str = "id"
+    text_column: str = "text"
+    min_coverage: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_coverage <= 1.0:
+            raise ValueError(f"min_coverage must be in [0, 1], got {self.min_coverage}")
+        if self.id_column == self.text_column:
+            raise ValueError(f"id_column and text_column are both {self.id_column!r}; name two columns")
 
 
 @dataclass(frozen=True)
@@ -24,8 +51,10 @@ class EmbedConfig:
             ``architecture`` setting.
         image_dir: folder of posters named ``<item_id>.<ext>``; None: the items table's ``image_path`` column.
         models_dir: extra folder searched by the model registry.
-        sources: what to embed, any of ``item_text``, ``item_attributes``, ``user_profiles``, ``item_image``.
-        item_text_fields: items columns rendered into ``item_text`` (absent columns are skipped).
+        sources: what to embed, any of ``item_text``, ``item_attributes``, ``user_profiles``, ``user_text``,
+            ``item_image``.
+        item_text_fields: items columns rendered into ``item_text`` (absent columns are skipped) when no
+            `item_text_file` is given.
         attribute_mode: ``per_field`` (one artifact per attribute, as LLMRec) or ``concat`` (one artifact).
         attribute_fields: attribute columns to embed; empty = every text column of the records.
         unknown_as_missing: treat the attribute value "unknown" as no input (zero row, mask False).
@@ -38,6 +67,13 @@ class EmbedConfig:
             actors each holding the encoder; bit-identical vectors, docs/usage.md, Scaling out).
         ray: the Ray pool of ``executor = "ray"`` (the ``[embed.ray]`` table); the encoders run on the device
             and dtype resolved here, in the driver.
+        item_text_file: free item text from a file (`TextTable`, e.g. ``{ path = "items.csv", id_column =
+            "movieId", text_column = "description" }``): the ``item_text`` source then embeds these texts instead of
+            rendering the dataset's columns. Runs use it as LLMRec's item text feature (``side = ["item_text"]``).
+        user_text_file: free user text from a file (`TextTable`), embedded as the ``user_text`` source; runs use
+            it as LLMRec's user profile feature (``side = ["user_text"]``).
+        cache_dir: folder of the shared embedding cache; None: ``$LLMREC_EMBED_CACHE_DIR``, else
+            ``<$LLMREC_CACHE_DIR or ~/.cache/llmrec_local>/embeddings`` (`llmrec_local.embed.cache`).
     """
 
     text_model: str = minilm.ALIAS
@@ -57,6 +93,9 @@ class EmbedConfig:
     max_seq_length: int | None = None
     executor: ExecutorKind = field(default="local", metadata=ADDED_SETTING)
     ray: RaySettings = field(default_factory=RaySettings, metadata=ADDED_SETTING)
+    item_text_file: TextTable | None = field(default=None, metadata=ADDED_SETTING)
+    user_text_file: TextTable | None = field(default=None, metadata=ADDED_SETTING)
+    cache_dir: str | None = field(default=None, metadata=ADDED_SETTING)
 
     def __post_init__(self) -> None:
         unknown = [s for s in self.sources if s not in SOURCES]
@@ -74,6 +113,13 @@ class EmbedConfig:
             raise ValueError(f"max_seq_length must be >= 1 or unset, got {self.max_seq_length}")
         if not (self.device in ("auto", "cpu", "mps") or self.device.startswith("cuda")):
             raise ValueError(f"device {self.device!r} is not auto, cpu, mps, cuda or cuda:N")
+        if "user_text" in self.sources and self.user_text_file is None:
+            raise ValueError("sources includes user_text but user_text_file is not set; e.g. user_text_file = "
+                             "{ path = \"profiles.csv\", id_column = \"userId\", text_column = \"profile\" }")
+        if self.user_text_file is not None and "user_text" not in self.sources:
+            raise ValueError("user_text_file is set but user_text is not in sources; add \"user_text\" to sources")
+        if self.item_text_file is not None and "item_text" not in self.sources:
+            raise ValueError("item_text_file is set but item_text is not in sources; add \"item_text\" to sources")
         if "item_image" in self.sources and not self.image_model:
             raise ValueError("sources includes item_image but image_model is not set; name a local open_clip "
                              "folder, checkpoint file or registry alias")

@@ -9,6 +9,9 @@ Sources (``EmbedConfig.sources``):
   (as LLMRec did) gives one source per field, ``item_attributes:<field>``, whose text is the bare value
   (``"Christopher Nolan"``); ``concat`` gives one source ``item_attributes`` with ``"director: X. country: Y"``.
 * ``user_profiles``: the ``profile_text`` column of ``augment/user_profiles/records.parquet``.
+* ``item_text`` / ``user_text`` from a file (``embed.item_text_file`` / ``embed.user_text_file``): free text written
+  elsewhere (descriptions, LLM-written profiles), one row per external id, mapped onto the dataset's entities
+  through its id vocabulary (:func:`text_table_inputs`, with alignment counts in the manifest).
 * ``item_image``: the poster file of each item, from ``items.image_path`` (absolute or relative to the dataset
   folder) or from an image folder holding ``<item_id>.<ext>``.
 
@@ -23,18 +26,24 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import polars as pl
 
 from ..artifacts.augmentation import read_records, records_path
 from ..artifacts.dataset import ITEMS_FILE
+from ..data.tables import read_table
 from ..errors import DataError
+from ..hashing import file_sha256
+
+if TYPE_CHECKING:
+    from ..ids import IdVocabulary
+    from .config import TextTable
 
 log = logging.getLogger(__name__)
 
-SOURCES: tuple[str, ...] = ("item_text", "item_attributes", "user_profiles", "item_image")
+SOURCES: tuple[str, ...] = ("item_text", "item_attributes", "user_profiles", "user_text", "item_image")
 AUGMENT_SOURCES = ("item_attributes", "user_profiles")
 DEFAULT_ITEM_TEXT_FIELDS: tuple[str, ...] = ("title", "year", "genres", "tags")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
@@ -42,6 +51,8 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
 CONCAT_FOLDER = "_concat"
 #: columns of the attribute records that are bookkeeping, not attribute fields
 _RECORD_META = frozenset({"item", "cache_key", "attempt", "raw", "raw_text", "reason", "error"})
+#: unmatched ids listed in the manifest and in messages
+UNMATCHED_EXAMPLES = 5
 
 
 @dataclass(frozen=True)
@@ -49,7 +60,8 @@ class SourceInputs:
     """Inputs of one embedding artifact.
 
     Attributes:
-        source: ``item_text``, ``item_image``, ``item_attributes:<field>``, ``item_attributes`` or ``user_profiles``.
+        source: ``item_text``, ``item_image``, ``item_attributes:<field>``, ``item_attributes``, ``user_profiles`` or
+            ``user_text``.
         entity: ``item`` or ``user``.
         kind: ``text`` (inputs are strings) or ``image`` (inputs are file paths).
         ids: int64 (n,) contiguous indices of the rows, 0..n-1 in order.
@@ -120,7 +132,76 @@ def item_text_inputs(items: pl.DataFrame, fields: Sequence[str]) -> SourceInputs
         log.info("item_text: columns %s are not in items.parquet, using %s", skipped, used)
     texts = [render_item_text(row, used) for row in items.select(used).iter_rows(named=True)]
     return SourceInputs("item_text", "item", "text", _index(items, "item"), texts, "item_text",
-                        {"fields": used, "skipped_fields": skipped})
+                        {"fields": used, "skipped_fields": skipped, "text_lengths": text_lengths(texts)})
+
+
+def text_lengths(texts: Sequence[str | None]) -> dict[str, float | int]:
+    """Distribution of the lengths (characters) of the present texts: ``{"texts", "min", "p10", "p50", "p90",
+    "max", "mean"}`` (only ``texts`` when there is none). Free text is described by its lengths: value counts of
+    texts that are nearly all distinct say nothing."""
+    lengths = np.array([len(t) for t in texts if t is not None], dtype=np.int64)
+    if not len(lengths):
+        return {"texts": 0}
+    p10, p50, p90 = (int(v) for v in np.percentile(lengths, [10, 50, 90], method="nearest"))
+    return {"texts": int(len(lengths)), "min": int(lengths.min()), "p10": p10, "p50": p50, "p90": p90,
+            "max": int(lengths.max()), "mean": round(float(lengths.mean()), 1)}
+
+
+def text_table_inputs(table: TextTable, vocabulary: IdVocabulary, source: str) -> SourceInputs:
+    """Free-text inputs of `source` (``item_text`` / ``user_text``) from a file of (external id, text) rows.
+
+    Each row's id is looked up in the dataset's `vocabulary` (ids compared as text). Rows whose id is unknown are
+    left out and counted; an entity the file does not mention (or whose text is empty) has no input. Alignment
+    checks: an id listed twice with different texts is an error; no entity with a text, or fewer than
+    ``table.min_coverage`` of the dataset's entities, is an error naming examples of both id forms and the fix;
+    any unmatched row or uncovered entity otherwise is a warning. The counts, examples of unmatched ids and the text lengths go to
+    `details` (the artifact manifest's ``inputs``).
+    """
+    path = Path(table.path)
+    entity = vocabulary.entity
+    where = f"embed.{source}_file ({path})"
+    if not path.is_file():
+        raise DataError(f"{where}: the file does not exist; fix the path (relative paths are relative to the "
+                        f"directory you run from)")
+    frame = read_table(path)
+    for column, key in ((table.id_column, "id_column"), (table.text_column, "text_column")):
+        if column not in frame.columns:
+            raise DataError(f"{where}: no column {column!r} (columns: {frame.columns}); set {key} to one of them")
+    ids = ["" if v is None else str(v).strip() for v in frame[table.id_column].to_list()]
+    texts = [_as_text(v) for v in frame[table.text_column].to_list()]
+    by_id: dict[str, str | None] = {}
+    for external, text in zip(ids, texts):
+        if external in by_id and by_id[external] != text:
+            raise DataError(f"{where}: {entity} id {external!r} is listed twice with different texts; keep one row "
+                            f"per id")
+        by_id[external] = text
+    known = [i for i in by_id if i in vocabulary]
+    unknown = [i for i in by_id if i not in vocabulary]
+    inputs: list[str | None] = [None] * len(vocabulary)
+    for external, index in zip(known, vocabulary.index(known).tolist()):
+        inputs[index] = by_id[external]
+    covered = sum(t is not None for t in inputs)
+    coverage = covered / len(vocabulary) if len(vocabulary) else 0.0
+    details: dict[str, Any] = {
+        "file": str(path.resolve()), "file_sha256": file_sha256(path), "id_column": table.id_column,
+        "text_column": table.text_column, "rows": frame.height, "ids": len(by_id), "matched_ids": len(known),
+        "unmatched_ids": len(unknown), "unmatched_examples": unknown[:UNMATCHED_EXAMPLES],
+        "empty_texts": sum(by_id[i] is None for i in known), "entities": len(vocabulary),
+        "entities_with_text": covered, "coverage": round(coverage, 4), "min_coverage": table.min_coverage,
+        "text_lengths": text_lengths(inputs)}
+    if coverage < table.min_coverage or not covered:
+        raise DataError(
+            f"{where}: only {covered} of the dataset's {len(vocabulary)} {entity}s got a text ({coverage:.1%}, "
+            f"min_coverage {table.min_coverage:.0%}); {len(unknown)} of the file's {len(by_id)} ids are not "
+            f"{entity} ids of the dataset (e.g. {unknown[:3]}; the dataset's look like {vocabulary.ids[:3]}). Point "
+            f"id_column at the column holding the dataset's {entity} ids, convert the ids to the dataset's form, "
+            f"or lower min_coverage if the file really covers only part of the {entity}s")
+    if unknown or covered < len(vocabulary):
+        log.warning("%s: %d of %d %ss got a text (%.1f%%); %d ids of the file are not in the dataset (e.g. %s)",
+                    where, covered, len(vocabulary), entity, 100 * coverage, len(unknown),
+                    unknown[:UNMATCHED_EXAMPLES])
+    return SourceInputs(source, entity, "text", np.arange(len(vocabulary), dtype=np.int64), inputs, source,
+                        details)
 
 
 def _index(frame: pl.DataFrame, entity: str) -> np.ndarray:
@@ -200,7 +281,8 @@ def profile_inputs(augment: Path, n_users: int) -> SourceInputs:
     texts = [_clean(v) for v in frame["profile_text"].to_list()]
     return SourceInputs("user_profiles", "user", "text", np.arange(n_users, dtype=np.int64),
                         _scatter(n_users, keys, texts), "user_profiles",
-                        {"records": str(records_path(job)), "records_rows": frame.height})
+                        {"records": str(records_path(job)), "records_rows": frame.height,
+                         "text_lengths": text_lengths(texts)})
 
 
 def image_inputs(items: pl.DataFrame, dataset_dir: Path, image_dir: Path | None = None) -> SourceInputs:

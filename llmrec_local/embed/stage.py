@@ -7,10 +7,11 @@ Caching, at two levels:
    max_seq_length, normalisation); its manifest also records ``input_hash``, a hash of every row's content key. A
    complete artifact with the same config hash and input hash is reused untouched. Same config but changed inputs
    (a new augmentation run, another text field) rebuilds it; another encoder is an error unless ``force``.
-2. **Row cache.** ``<out>/.cache/<encoder key>.npz`` maps a row's content key to its vector, where
-   ``key = sha256(encoder key, text)`` for text and ``sha256(encoder key, sha256(image file bytes))`` for images.
-   A rebuild encodes only rows whose key is not cached (identical texts once), so editing one item's text
-   re-encodes one row. The cache only grows; delete ``.cache`` to reclaim space.
+2. **Row cache.** The shared embedding cache (:mod:`llmrec_local.embed.cache`, one per machine, not per workdir)
+   maps a row's content key to its vector, where ``key = sha256(encoder key, text)`` for text and
+   ``sha256(encoder key, sha256(image file bytes))`` for images. Only rows whose key is not cached are encoded
+   (identical texts once, across every workdir), so editing one item's text re-encodes one row. The cache only
+   grows; ``python -m llmrec_local.embed cache`` reports its size and ``--clear`` empties it.
 
 Rows without input (no record, empty text, no poster, unreadable image) are zero vectors with ``mask = False``;
 their number is in the manifest ``counts`` and in each artifact's ``summary.md``.
@@ -21,8 +22,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,84 +35,21 @@ from ..errors import ConfigError, DataError
 from ..executors.ray_executor import RaySession, check_executor, map_batches
 from ..hashing import file_sha256, stable_hash
 from . import minilm
+from .cache import EmbeddingCache, embedding_cache_dir
 from .config import EmbedConfig
 from .image import ImageEncoder
-from .sources import AUGMENT_SOURCES, SourceInputs, attribute_inputs, image_inputs, item_text_inputs, profile_inputs
+from .sources import (
+    AUGMENT_SOURCES,
+    SourceInputs,
+    attribute_inputs,
+    image_inputs,
+    item_text_inputs,
+    profile_inputs,
+    text_table_inputs,
+)
 from .text import TextEncoder
 
 log = logging.getLogger(__name__)
-
-CACHE_DIR = ".cache"
-
-
-class VectorCache:
-    """Row cache of one encoder: content key (32 hex) -> float32 vector, stored as one ``.npz`` file
-    (``keys`` (m,) str, ``vectors`` (m, dim)), rewritten atomically on :meth:`save`."""
-
-    def __init__(self, file: Path) -> None:
-        self.file = file
-        self._index: dict[str, int] = {}
-        self._vectors: list[np.ndarray] = []
-        self._dirty = False
-        if file.is_file():
-            try:
-                with np.load(file) as data:
-                    keys, vectors = data["keys"], data["vectors"]
-                if len(keys) != len(vectors):
-                    raise ValueError(f"{len(keys)} keys, {len(vectors)} vectors")
-            except (OSError, ValueError, KeyError) as exc:
-                # A damaged cache only costs re-encoding; it must never stop the stage.
-                log.warning("ignoring unreadable embedding cache %s (%s); rows will be re-encoded", file, exc)
-                return
-            self._index = {str(k): i for i, k in enumerate(keys)}
-            self._vectors = [vectors]
-
-    def __len__(self) -> int:
-        return len(self._index)
-
-    @property
-    def dim(self) -> int | None:
-        return next((int(v.shape[1]) for v in self._vectors if len(v)), None)
-
-    def get(self, keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(found bool (n,), vectors (n_found, dim) of the found keys in order)."""
-        rows = np.array([self._index.get(k, -1) for k in keys], dtype=np.int64)
-        found = rows >= 0
-        if not found.any():
-            return found, np.zeros((0, self.dim or 0), dtype=np.float32)
-        table = self._table()
-        return found, table[rows[found]]
-
-    def add(self, keys: Sequence[str], vectors: np.ndarray) -> None:
-        new = [i for i, k in enumerate(keys) if k not in self._index]
-        if not new:
-            return
-        start = len(self._index)
-        for offset, i in enumerate(new):
-            self._index[keys[i]] = start + offset
-        self._vectors.append(np.asarray(vectors[new], dtype=np.float32))
-        self._dirty = True
-
-    def _table(self) -> np.ndarray:
-        if len(self._vectors) > 1:
-            self._vectors = [np.concatenate(self._vectors)]
-        return self._vectors[0]
-
-    def save(self) -> None:
-        if not self._dirty:
-            return
-        self.file.parent.mkdir(parents=True, exist_ok=True)
-        keys = np.array(sorted(self._index, key=self._index.__getitem__))
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.file.name}.", dir=self.file.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, keys=keys, vectors=self._table())
-            os.replace(tmp, self.file)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        self._dirty = False
-
 
 def _row_key(encoder_key: str, content: str) -> str:
     return hashlib.sha256(f"{encoder_key}\0{content}".encode("utf-8")).hexdigest()[:32]
@@ -179,8 +115,7 @@ def embed(config: EmbedConfig, dataset: Path, out: Path, *, augment: Path | None
         config: stage settings.
         dataset: dataset artifact folder (stage ``prepare``).
         out: output folder; artifacts go to ``out/<source folder>`` (``item_text``, ``item_image``,
-            ``user_profiles``, ``item_attributes/<field>`` or ``item_attributes/_concat``), the row cache to
-            ``out/.cache``.
+            ``user_profiles``, ``user_text``, ``item_attributes/<field>`` or ``item_attributes/_concat``).
         augment: the augmentation folder holding ``item_attributes/`` and ``user_profiles/`` job folders; needed
             when those sources are requested.
         force: rebuild artifacts even when a complete one of another encoder sits at the path (cached rows are
@@ -201,8 +136,13 @@ def embed(config: EmbedConfig, dataset: Path, out: Path, *, augment: Path | None
     items = ds.items()
     plan: list[SourceInputs] = []
     for source in config.sources:
-        if source == "item_text":
+        if source == "item_text" and config.item_text_file is not None:
+            plan.append(text_table_inputs(config.item_text_file, ds.vocabulary("item"), "item_text"))
+        elif source == "item_text":
             plan.append(item_text_inputs(items, config.item_text_fields))
+        elif source == "user_text":
+            assert config.user_text_file is not None  # guaranteed by EmbedConfig.__post_init__
+            plan.append(text_table_inputs(config.user_text_file, ds.vocabulary("user"), "user_text"))
         elif source == "item_attributes":
             assert aug_dir is not None  # checked above
             plan.extend(attribute_inputs(aug_dir, ds.n_items, mode=config.attribute_mode,
@@ -290,7 +230,7 @@ def _embed_source(src: SourceInputs, encoder: TextEncoder | ImageEncoder, out: P
             return path
         log.info("%s: inputs changed since %s was built; rebuilding it (cached rows are reused)", src.source, path)
 
-    cache = VectorCache(out / CACHE_DIR / f"{encoder.key}.npz")
+    cache = EmbeddingCache(embedding_cache_dir(config.cache_dir), encoder.key)
     present = [i for i, k in enumerate(keys) if k is not None]
     present_keys = [k for k in keys if k is not None]
     found, _ = cache.get(present_keys)

@@ -20,6 +20,9 @@ StudyResults (JSON-like dict):
     inspection: {"agreement": {"users", "liked_rate", "random_rate", ...} | None, "notes": [str], "users": [...],
                  "text": str (the inspector's side-by-side view)} or {"error": str}
                  (`llmrec_local.augment.inspect.to_results`)
+    side_texts: {source: {"text_lengths": {"texts", "min", "p10", "p50", "p90", "max", "mean"}, and for free text
+                 from a file "file", "rows", "matched_ids", "unmatched_ids", "unmatched_examples", "entities",
+                 "entities_with_text", "coverage"}}
     environment: {"libraries": {...}, "hardware": {...}}
 Every key may be missing: a report of partial results shows what there is.
 """
@@ -125,9 +128,24 @@ def _tables(results: Mapping[str, Any]) -> list[Table]:
             if job in synthetic:
                 continue
             for name, dist in (stats.get("distributions") or {}).items():
+                if "text_lengths" in dist:  # free text: its lengths, not value counts of distinct texts
+                    tables.append(_lengths_table(f"{job}: {name} (free text)", {name: dist["text_lengths"]}))
+                    continue
                 top = sorted(dist.items(), key=lambda kv: -kv[1])[:10]
                 tables.append(Table(f"{job}: most frequent {name}", [name, "count"],
                                     [[k, str(v)] for k, v in top], collapsed=True))
+    texts = results.get("side_texts") or {}
+    if texts:
+        tables.append(_lengths_table("Text side inputs: length in characters", {
+            s: t["text_lengths"] for s, t in texts.items()}))
+        files = {s: t for s, t in texts.items() if "matched_ids" in t}
+        if files:
+            rows = [[s, str(t.get("file", "")), str(t["rows"]), str(t["matched_ids"]), str(t["unmatched_ids"]),
+                     ", ".join(map(str, t.get("unmatched_examples") or [])) or "-",
+                     f"{t['entities_with_text']} / {t['entities']} ({t['coverage']:.1%})"] for s, t in files.items()]
+            tables.append(Table("Free-text files: alignment with the dataset's ids",
+                                ["source", "file", "rows", "ids matched", "ids unmatched", "unmatched e.g.",
+                                 "entities with text"], rows))
     agree = (results.get("inspection") or {}).get("agreement")
     if agree:
         tables.append(_agreement_table(agree))
@@ -168,6 +186,10 @@ def _tuning_tables(tuning: Mapping[str, Mapping[str, Any]]) -> list[Table]:
     tables.append(Table("Parameter importance (Optuna PED-ANOVA over the complete trials)",
                         ["run", "setting", "importance"], rows))
     return tables
+def _lengths_table(title: str, lengths: Mapping[str, Mapping[str, Any]]) -> Table:
+    """One row per text source: how many texts and the distribution of their lengths (characters)."""
+    cols = ["texts", "min", "p10", "p50", "p90", "max", "mean"]
+    return Table(title, ["source", *cols], [[name, *(_cell(d.get(c)) for c in cols)] for name, d in lengths.items()])
 
 
 def _agreement_table(agree: Mapping[str, Any]) -> Table:

@@ -11,8 +11,9 @@ A recipe has these tables (all but ``[recipe]`` and ``[prepare]`` optional):
     [train]       -> TrainConfig defaults shared by every run
     [tune]        -> llmrec_local.tune.config.TuneConfig: a validation search per tuned run (budget, space); a tuned
                   run's TrainConfig gets the best settings found before its seeds are trained
-    [runs.<name>] one trained system: ``side`` (which side inputs it uses), optional ``ablation`` (a paper
-                  ablation name), and any TrainConfig keys, deep-merged over ``[train]``
+    [runs.<name>] one trained system: ``side`` (which side inputs it uses), optional ``shuffle`` (side inputs
+                  to derange across entities: the content control), optional ``ablation`` (a paper ablation
+                  name), and any TrainConfig keys, deep-merged over ``[train]``
 
 Seeds are set once, by ``recipe.seeds``: every run is trained once per seed and the candidates' base model uses the
 first, so a ``seed`` key in ``[train]``, ``[runs.<name>]`` or ``[candidates]`` is an error.
@@ -47,8 +48,12 @@ from ..train.config import TrainConfig, ablation_overrides
 from ..tune.config import TuneConfig, tune_config
 
 #: Side inputs a run may use, mapped onto the artifacts the augment and embed stages write; ``dataset_features``
-#: is the text/image feature matrices shipped inside an LLMRec-layout dataset (``features/*.npy``).
-SIDE_INPUTS = ("item_text", "item_image", "item_attributes", "user_profiles", "pairs", "dataset_features")
+#: is the text/image feature matrices shipped inside an LLMRec-layout dataset (``features/*.npy``); ``user_text``
+#: is free user text from a file (``embed.user_text_file``), LLMRec's user profile feature like ``user_profiles``.
+SIDE_INPUTS = ("item_text", "item_image", "item_attributes", "user_profiles", "user_text", "pairs",
+               "dataset_features")
+#: side inputs produced by the embed stage
+EMBEDDED_INPUTS = ("item_text", "item_image", "item_attributes", "user_profiles", "user_text")
 
 
 @dataclass(frozen=True)
@@ -76,18 +81,23 @@ class RecipeMeta:
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One system of the study: its full training config and the side inputs it consumes."""
+    """One system of the study: its full training config, the side inputs it consumes and those of them it
+    shuffles across entities (a seeded derangement per training seed: the content control)."""
 
     name: str
     train: TrainConfig
     side: tuple[str, ...] = ()
     ablation: str | None = None
+    shuffle: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class Recipe:
+    """A validated recipe. `prepare` is None only for a study built in code on an already prepared dataset (the
+    multi-seed command): the runner is then given the dataset artifact and runs no prepare stage."""
+
     meta: RecipeMeta
-    prepare: PrepareConfig
+    prepare: PrepareConfig | None
     candidates: CandidatesConfig | None
     augment: AugmentConfig | None
     embed: EmbedConfig | None
@@ -148,17 +158,25 @@ def candidates_config(table: Mapping[str, Any], where: str = "candidates") -> Ca
 def _run_spec(name: str, table: Mapping[str, Any], train_base: Mapping[str, Any]) -> RunSpec:
     table = dict(table)
     side = table.pop("side", [])
+    shuffle = table.pop("shuffle", [])
     ablation = table.pop("ablation", None)
     where = f"runs.{name}"
     _no_seed(table, where)
     if not isinstance(side, list) or any(s not in SIDE_INPUTS for s in side):
         raise ConfigError(f"{where}.side: {side!r} must be a list drawn from {list(SIDE_INPUTS)}")
+    if not isinstance(shuffle, list) or any(s not in side for s in shuffle):
+        raise ConfigError(f"{where}.shuffle: {shuffle!r} must list side inputs of this run ({side}); e.g. "
+                          f"shuffle = [\"item_text\"] with side = [\"item_text\"]")
+    if "user_text" in side and "user_profiles" in side:
+        raise ConfigError(f"{where}.side: user_text and user_profiles are both LLMRec's user profile feature; "
+                          "choose one")
     if ablation is not None and not isinstance(ablation, str):
         raise ConfigError(f"{where}.ablation: expected a string such as 'w/o-prune', got {ablation!r}")
     merged = _deep_merge(train_base, table)
     if ablation is not None:
         merged = apply_overrides(merged, ablation_overrides(ablation))
-    return RunSpec(name=name, train=from_mapping(TrainConfig, merged, where), side=tuple(side), ablation=ablation)
+    return RunSpec(name=name, train=from_mapping(TrainConfig, merged, where), side=tuple(side), ablation=ablation,
+                   shuffle=tuple(shuffle))
 
 
 def parse_recipe(data: Mapping[str, Any], overrides: Sequence[str] = ()) -> Recipe:
@@ -188,8 +206,11 @@ def parse_recipe(data: Mapping[str, Any], overrides: Sequence[str] = ()) -> Reci
     needs = {s for r in runs for s in r.side}
     if needs & {"pairs", "item_attributes", "user_profiles"} and augment is None:
         raise ConfigError(f"recipe: runs use {sorted(needs)} but there is no [augment] table to produce them")
-    if needs & {"item_text", "item_image", "item_attributes", "user_profiles"} and embed is None:
+    if needs & set(EMBEDDED_INPUTS) and embed is None:
         raise ConfigError(f"recipe: runs use {sorted(needs)} but there is no [embed] table to produce them")
+    if "user_text" in needs and embed is not None and "user_text" not in embed.sources:
+        raise ConfigError("recipe: runs use user_text but embed.sources does not list it; add \"user_text\" to "
+                          "[embed].sources and set embed.user_text_file")
     for run in runs:
         if run.side and run.train.model.name != "llmrec" and set(run.side) != {"pairs"}:
             raise ConfigError(f"runs.{run.name}: model {run.train.model.name!r} uses no side features; "
@@ -231,7 +252,9 @@ def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
 
 def resolved_dict(recipe: Recipe) -> dict[str, Any]:
     """Every setting of the recipe with defaults filled in (what `--dry-run` prints and the hash covers)."""
-    out: dict[str, Any] = {"recipe": to_dict(recipe.meta), "prepare": to_dict(recipe.prepare)}
+    out: dict[str, Any] = {"recipe": to_dict(recipe.meta)}
+    if recipe.prepare is not None:
+        out["prepare"] = to_dict(recipe.prepare)
     if recipe.candidates is not None:
         out["candidates"] = to_dict(recipe.candidates)
     if recipe.augment is not None:
@@ -240,8 +263,10 @@ def resolved_dict(recipe: Recipe) -> dict[str, Any]:
         out["embed"] = to_dict(recipe.embed)
     if recipe.tune is not None:
         out["tune"] = to_dict(recipe.tune)
-    out["runs"] = {r.name: {"side": list(r.side), **({"ablation": r.ablation} if r.ablation else {}),
-                            **to_dict(r.train)} for r in recipe.runs}
+    # shuffle only when set: recipes without controls keep their hash
+    out["runs"] = {r.name: {"side": list(r.side), **({"shuffle": list(r.shuffle)} if r.shuffle else {}),
+                            **({"ablation": r.ablation} if r.ablation else {}), **to_dict(r.train)}
+                   for r in recipe.runs}
     return out
 
 
@@ -249,5 +274,5 @@ def resolved_toml(recipe: Recipe) -> str:
     return dump_toml(resolved_dict(recipe))
 
 
-__all__ = ["SIDE_INPUTS", "Recipe", "RecipeMeta", "RunSpec", "load_recipe", "parse_recipe",
+__all__ = ["EMBEDDED_INPUTS", "SIDE_INPUTS", "Recipe", "RecipeMeta", "RunSpec", "load_recipe", "parse_recipe",
            "resolved_dict", "resolved_toml"]

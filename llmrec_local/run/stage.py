@@ -17,8 +17,9 @@ Every stage skips itself when its complete artifact was built from the same conf
 their config hash, which includes their inputs' hashes), so rerunning a recipe only does what changed.
 
 Besides `run_pipeline`, the runner's API serves the entry points that need a stage run before their own: the
-augment command line (`default_dataset`, `ensure_candidates`) and multi-seed studies (`run_seeds`); the tune stage
-trains its trials through `llmrec_local.run.trials`. No other module runs stages in order.
+augment command line (`default_dataset`, `ensure_candidates`). Multi-seed studies (`run.multiseed`) are recipes
+built in code and run by `run_pipeline` on a given dataset; the tune stage trains its trials through
+`llmrec_local.run.trials`. No other module runs stages in order.
 
 A tuned run (``[tune]``) is searched with the first seed on validation (tune stage), and every seed of it is then
 trained with the best settings applied to its TrainConfig, so its run folders' config hashes reflect them.
@@ -38,11 +39,11 @@ from ..artifacts.base import COMPLETE_MARKER, hardware_summary, is_complete, lib
 from ..artifacts.evaluation import eval_dir, read_metrics
 from ..artifacts.run import read_train_log
 from ..errors import ArtifactError, ConfigError, LLMRecError
+from ..seeding import derive_seed
 from .config import Recipe, RunSpec, resolved_toml
 
 if TYPE_CHECKING:
     from ..candidates.config import CandidatesConfig
-    from ..train.config import TrainConfig
     from ..train.side import SideInputs
 
 log = logging.getLogger(__name__)
@@ -52,14 +53,15 @@ SMOKE_ALIAS = "smoke"
 
 
 class Layout:
-    """Artifact paths of a recipe's workdir (one place, so the runner and the report agree)."""
+    """Artifact paths of a recipe's workdir (one place, so the runner and the report agree). `dataset` and
+    `augment` point at artifacts outside the workdir (a study on an already prepared dataset)."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, dataset: Path | None = None, augment: Path | None = None) -> None:
         self.root = Path(workdir)
-        self.dataset = self.root / "dataset"
+        self.dataset = Path(dataset) if dataset is not None else self.root / "dataset"
         self.candidates_base = self.root / "runs" / "_candidates_base"
         self.candidates = self.root / "candidates"
-        self.augment = self.root / "augment"
+        self.augment = Path(augment) if augment is not None else self.root / "augment"
         self.embed = self.root / "embed"
         self.tune = self.root / "tune"
         self.report = self.root / "report"
@@ -99,8 +101,9 @@ def _ensure_smoke_model(recipe: Recipe) -> Path | None:
     return build_smoke_model(folder)
 
 
-def _side_inputs(spec: RunSpec, embedded: dict[str, Path], layout: Layout) -> "SideInputs":
-    """The side inputs `spec` asks for, as artifact paths (the trainer loads and checks them)."""
+def _side_inputs(spec: RunSpec, embedded: dict[str, Path], layout: Layout, seed: int) -> "SideInputs":
+    """The side inputs `spec` asks for, as artifact paths (the trainer loads and checks them), with the shuffle
+    controls of `spec` seeded from the training `seed` (each seed draws its own derangement)."""
     from ..train.side import SideInputs
 
     def need(source: str) -> Path:
@@ -119,13 +122,18 @@ def _side_inputs(spec: RunSpec, embedded: dict[str, Path], layout: Layout) -> "S
         pairs = layout.augment / "pairs"
         if not is_complete(pairs):
             raise ArtifactError(f"run {spec.name} uses LLM pairs but {pairs} is not complete; run the augment stage")
+    profiles = next((need(s) for s in ("user_text", "user_profiles") if s in spec.side), None)
+    # user_text fills the trainer's user profile slot, so its control is that slot's
+    shuffle = {("user_profiles" if name == "user_text" else name): derive_seed(seed, "shuffle", name)
+               for name in spec.shuffle}
     return SideInputs(
         item_text=need("item_text") if "item_text" in spec.side else None,
         item_image=need("item_image") if "item_image" in spec.side else None,
         item_attributes=attributes,
-        user_profiles=need("user_profiles") if "user_profiles" in spec.side else None,
+        user_profiles=profiles,
         pairs=pairs,
         use_dataset_features="dataset_features" in spec.side,
+        shuffle=shuffle,
     )
 
 
@@ -177,16 +185,38 @@ def _inspection(layout: Layout, *, seed: int, users: int = 5) -> dict[str, Any]:
         return {"error": str(exc)}
 
 
-def _value_counts(job: Path, top: int = 10) -> dict[str, dict[str, int]]:
-    """The `top` most frequent values of every String column of an augmentation job's records."""
+def _value_counts(job: Path, top: int = 10) -> dict[str, dict[str, Any]]:
+    """The `top` most frequent values of every String column of an augmentation job's records; a free-text column
+    (most of its values distinct and a median length of 40 characters or more, e.g. imported descriptions) is
+    described by its text lengths instead (``{"text_lengths": {...}}``, `llmrec_local.embed.sources.text_lengths`):
+    counts of 1 say nothing."""
     import polars as pl
 
+    from ..embed.sources import text_lengths
+
     frame = read_records(job)
-    out = {}
+    out: dict[str, dict[str, Any]] = {}
     for name, dtype in frame.schema.items():
         if dtype == pl.String and name not in ("cache_key", "profile_text"):
+            values = frame[name].drop_nulls()
+            if len(values) and values.n_unique() > len(values) / 2 and values.str.len_chars().median() >= 40:
+                out[name] = {"text_lengths": text_lengths(values.to_list())}
+                continue
             counts = frame[name].value_counts(sort=True).head(top)
             out[name] = {str(v): int(c) for v, c in zip(counts[name], counts["count"])}
+    return out
+
+
+def _side_texts(embedded: Mapping[str, Path]) -> dict[str, Any]:
+    """Per text source of the embed stage: where its texts came from, their lengths and, for free text from a
+    file, the alignment counts (ids matched, examples of unmatched ids, coverage) recorded in its manifest."""
+    out = {}
+    for source, path in sorted(embedded.items()):
+        inputs = read_manifest(path).get("inputs", {})
+        if "text_lengths" in inputs:
+            keep = ("file", "rows", "ids", "matched_ids", "unmatched_ids", "unmatched_examples", "entities",
+                    "entities_with_text", "coverage", "fields", "text_lengths")
+            out[source] = {k: inputs[k] for k in keep if k in inputs}
     return out
 
 
@@ -211,7 +241,8 @@ def _evaluated_runs(recipe: Recipe, layout: Layout) -> list[dict[str, Any]]:
                 runs.append({"name": spec.name, "seed": seed, "protocol": spec.train.protocol, "path": str(run),
                              "ablation": spec.ablation, "model": f"{spec.train.model.name}"
                              + (f" ({spec.train.model.variant})" if spec.train.model.name == "llmrec" else ""),
-                             "side": list(spec.side), "stopping": manifest.get("stopping"),
+                             "side": [f"{s} (shuffled)" if s in spec.shuffle else s for s in spec.side],
+                             "stopping": manifest.get("stopping"),
                              # Runs written before the selection record: their selection split, None = last epoch.
                              "selection": (manifest.get("selection") or {}).get("mode")
                              or manifest.get("selection_split") or "last",
@@ -294,27 +325,10 @@ def ensure_candidates(config: "CandidatesConfig", dataset: str | Path, workdir: 
     return _candidates_from_base_model(config, Path(dataset), layout, seed=seed, force=force)
 
 
-def run_seeds(configs: Mapping[str, "TrainConfig"], dataset: Path, out: Path, seeds: Sequence[int], *,
-              side: "SideInputs | None" = None) -> dict[str, list[Path]]:
-    """Train every config once per seed into ``<out>/<name>/seed<k>`` (complete runs are skipped) and evaluate
-    each on test with the standard protocol; returns ``{name: [run dir per seed]}``."""
-    from dataclasses import replace
-
-    from ..evaluate.stage import evaluate
-    from ..train.stage import train
-
-    runs: dict[str, list[Path]] = {}
-    for name, config in configs.items():
-        for seed in seeds:
-            run = train(replace(config, seed=seed), dataset, Path(out) / name / f"seed{seed}", side=side)
-            evaluate(run, dataset, split="test")
-            runs.setdefault(name, []).append(run)
-    return runs
-
-
 def run_pipeline(recipe: Recipe, *, stages: Sequence[str] = STAGES, force: bool = False,
                  models_dir: str | Path | None = None, base_url: str | None = None, backend: Any = None,
-                 progress: bool = True, echo: Callable[[str], None] = print) -> dict[str, Any]:
+                 progress: bool = True, echo: Callable[[str], None] = print, dataset: str | Path | None = None,
+                 augment: str | Path | None = None) -> dict[str, Any]:
     """Run the selected stages of `recipe`; returns the study results (also written to report/results.json).
 
     Args:
@@ -325,8 +339,15 @@ def run_pipeline(recipe: Recipe, *, stages: Sequence[str] = STAGES, force: bool 
         base_url: OpenAI-compatible server for ``augment.backend = "openai"``.
         backend: an LLMBackend object to use instead of building one (tests, notebooks).
         echo: where one-line progress messages go.
+        dataset: a prepared dataset artifact to use instead of ``<workdir>/dataset`` (no prepare stage runs; a
+            recipe without ``[prepare]`` needs it).
+        augment: an augmentation folder (pairs, attributes, profiles made earlier) to use instead of
+            ``<workdir>/augment``; its artifacts feed the embed stage and the runs' side inputs.
     """
-    layout = Layout(recipe.meta.workdir)
+    if recipe.prepare is None and dataset is None:
+        raise ConfigError(f"recipe {recipe.meta.name!r} has no [prepare] table: give the dataset artifact to use")
+    layout = Layout(recipe.meta.workdir, dataset=Path(dataset) if dataset is not None else None,
+                    augment=Path(augment) if augment is not None else None)
     layout.root.mkdir(parents=True, exist_ok=True)
     resolved = resolved_toml(recipe)
     # The resolved recipe beside its artifacts: what produced them, with every default spelled out.
@@ -352,10 +373,11 @@ def run_pipeline(recipe: Recipe, *, stages: Sequence[str] = STAGES, force: bool 
              + (f" -> {path}" if path else ""))
         return value
 
-    if "prepare" in stages:
+    if "prepare" in stages and dataset is None and recipe.prepare is not None:
         from ..prepare.stage import prepare
 
-        timed("prepare", layout.dataset, lambda: prepare(recipe.prepare, layout.dataset, force=force))
+        prepare_config = recipe.prepare
+        timed("prepare", layout.dataset, lambda: prepare(prepare_config, layout.dataset, force=force))
     dataset_manifest = read_manifest(layout.dataset)
     validation = dataset_manifest.get("validation") or {}
     results["dataset"] = {**dataset_manifest.get("counts", {}).get("final", {}), **(
@@ -385,11 +407,12 @@ def run_pipeline(recipe: Recipe, *, stages: Sequence[str] = STAGES, force: bool 
         if "embed" in stages:
             from ..embed.stage import embed
 
+            embed_augment = layout.augment if recipe.augment is not None or augment is not None else None
             embedded = timed("embed", layout.embed, lambda: embed(
-                recipe.embed, layout.dataset, layout.embed,
-                augment=layout.augment if recipe.augment is not None else None, force=force, progress=progress))
+                recipe.embed, layout.dataset, layout.embed, augment=embed_augment, force=force, progress=progress))
         else:
             embedded = _existing_embeddings(layout)
+        results["side_texts"] = _side_texts(embedded)
 
     trained = {spec.name: spec.train for spec in recipe.runs}
     if (search := recipe.tune) is not None:
@@ -414,12 +437,17 @@ def run_pipeline(recipe: Recipe, *, stages: Sequence[str] = STAGES, force: bool 
         from ..train.stage import train
 
         for spec in recipe.runs:
-            side = _side_inputs(spec, embedded, layout)
             for seed in recipe.meta.seeds:
+                side = _side_inputs(spec, embedded, layout, seed)
                 out = layout.run(spec.name, seed)
                 cfg = replace(trained[spec.name], seed=seed, progress=progress)
                 timed(f"train {spec.name} seed {seed}", out, lambda: train(cfg, layout.dataset, out, side=side,
                                                                            force=force))
+                if spec.shuffle:
+                    # the permutation actually drawn, for the log (the manifest and config hash hold it too)
+                    drawn = {k: v for k, v in read_manifest(out).get("side_inputs", {}).items()
+                             if k.startswith("shuffle:")}
+                    echo(f"  {spec.name} seed {seed}: shuffled {json.dumps(drawn, sort_keys=True)}")
     if "evaluate" in stages:
         from ..evaluate.stage import evaluate
 

@@ -2,6 +2,12 @@
 
 Each input may be an artifact path or an already-loaded numpy array (tests, notebooks). Paths are read lazily
 (``load_embedding`` and polars only when a path is given), so training on plain arrays needs neither.
+
+Controls: ``SideInputs.shuffle`` names inputs to permute across entities before training, with a seeded
+derangement (`llmrec_local.seeding.derangement`) of the entities that have an input: every such entity gets
+another one's row (its text, image, attributes, profile; for pairs, another user's pairs), none keeps its own.
+Training "real vs shuffled" then tells whether an input helps by its content rather than by its mere presence.
+The permutation (seed, entities, digest) is in the side description, hence in the run's manifest and config hash.
 """
 
 from __future__ import annotations
@@ -18,8 +24,12 @@ import numpy as np
 from ..artifacts.augmentation import read_pairs
 from ..artifacts.base import artifact_digest, is_complete
 from ..errors import DataError
+from ..hashing import stable_hash
+from ..seeding import derangement, derive_seed
 
 Source = Path | str | np.ndarray
+#: the side inputs `SideInputs.shuffle` may name
+SHUFFLABLE = ("item_text", "item_image", "item_attributes", "user_profiles", "pairs", "dataset_features")
 
 
 @dataclass(frozen=True)
@@ -33,6 +43,9 @@ class SideInputs:
         an (m, 3) int array.
     use_dataset_features: also read ``features/text_feat.npy`` / ``image_feat.npy`` from the dataset artifact
         (LLMRec's release layout) when the corresponding input above is not given.
+    shuffle: input name (one of `SHUFFLABLE`) -> seed of its derangement across entities (the control; see the
+        module docstring). Item attributes move together: an item gets all fields of one other item;
+        ``dataset_features`` shuffles whichever of item text and image came from the dataset's feature files.
     """
 
     item_text: Source | None = None
@@ -41,6 +54,12 @@ class SideInputs:
     user_profiles: Source | None = None
     pairs: Source | None = None
     use_dataset_features: bool = True
+    shuffle: Mapping[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.shuffle) - set(SHUFFLABLE))
+        if unknown:
+            raise ValueError(f"shuffle: {unknown[0]!r} is not one of {list(SHUFFLABLE)}")
 
 
 @dataclass(frozen=True)
@@ -65,15 +84,41 @@ def _describe(src: Source, arr: np.ndarray) -> dict[str, Any]:
     return desc
 
 
-def _embedding(src: Source, n: int, entity: str, what: str) -> np.ndarray:
+def _embedding(src: Source, n: int, entity: str, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """(vectors (n, dim) float32, present (n,) bool): an array's present rows are its non-zero ones."""
     if isinstance(src, np.ndarray):
         arr = np.asarray(src, dtype=np.float32)
         if arr.ndim != 2 or arr.shape[0] != n:
             raise DataError(f"{what}: expected an ({n}, dim) array, got shape {arr.shape}")
-        return arr
+        return arr, np.any(arr != 0, axis=1)
     from ..artifacts.embeddings import load_embedding
 
-    return load_embedding(src, n, entity=entity).vectors
+    table = load_embedding(src, n, entity=entity)
+    return table.vectors, table.mask
+
+
+def _permutation(present: np.ndarray, seed: int) -> tuple[np.ndarray, dict[str, Any]]:
+    """Source row of every row (int64 (n,)): rows with an input take another such row's (a derangement among
+    them), rows without keep theirs; and its description for the manifest."""
+    rows = np.flatnonzero(present)
+    source = np.arange(len(present), dtype=np.int64)
+    perm = derangement(len(rows), seed)
+    source[rows] = rows[perm]
+    desc = {"seed": seed, "method": "derangement", "entities": int(len(rows)),
+            "fixed_points": int(np.sum(source[rows] == rows)), "permutation": stable_hash(source.tolist())}
+    return source, desc
+
+
+def _shuffle_pairs(pairs: np.ndarray, seed: int) -> tuple[np.ndarray, dict[str, Any]]:
+    """Pairs (m, 3) with their users deranged among the users that have pairs: each such user gets the pairs
+    of another one."""
+    users = np.unique(pairs[:, 0])
+    perm = derangement(len(users), seed)
+    out = pairs.copy()
+    out[:, 0] = users[perm][np.searchsorted(users, pairs[:, 0])]
+    desc = {"seed": seed, "method": "derangement", "entities": int(len(users)),
+            "fixed_points": int(np.sum(users[perm] == users)), "permutation": stable_hash(users[perm].tolist())}
+    return out, desc
 
 
 def _pairs(src: Source) -> np.ndarray:
@@ -105,15 +150,18 @@ def side_digests(side: SideInputs | None) -> dict[str, str]:
 
 
 def resolve_side(side: SideInputs | None, dataset_path: Path | None, n_users: int, n_items: int) -> SideArrays:
-    """Load every given side input as arrays aligned to the dataset's contiguous indices."""
+    """Load every given side input as arrays aligned to the dataset's contiguous indices, then apply the
+    shuffle controls (`SideInputs.shuffle`)."""
     side = side or SideInputs()
     desc: dict[str, Any] = {}
+    present: dict[str, np.ndarray] = {}
+    from_features: list[str] = []
     text = image = None
     if side.item_text is not None:
-        text = _embedding(side.item_text, n_items, "item", "item_text")
+        text, present["item_text"] = _embedding(side.item_text, n_items, "item", "item_text")
         desc["item_text"] = _describe(side.item_text, text)
     if side.item_image is not None:
-        image = _embedding(side.item_image, n_items, "item", "item_image")
+        image, present["item_image"] = _embedding(side.item_image, n_items, "item", "item_image")
         desc["item_image"] = _describe(side.item_image, image)
     if side.use_dataset_features and dataset_path is not None:
         for name, fname in (("item_text", "text_feat.npy"), ("item_image", "image_feat.npy")):
@@ -123,20 +171,48 @@ def resolve_side(side: SideInputs | None, dataset_path: Path | None, n_users: in
                 if arr.shape[0] != n_items:
                     raise DataError(f"{file} has {arr.shape[0]} rows but the dataset has {n_items} items")
                 desc[name] = _describe(file, arr)
+                present[name] = np.any(arr != 0, axis=1)
+                from_features.append(name)
                 if name == "item_text":
                     text = arr
                 else:
                     image = arr
     attrs = {}
     for name, src in sorted(side.item_attributes.items()):
-        attrs[name] = _embedding(src, n_items, "item", f"item_attributes[{name}]")
+        attrs[name], attr_present = _embedding(src, n_items, "item", f"item_attributes[{name}]")
+        present["item_attributes"] = present.get("item_attributes", np.zeros(n_items, bool)) | attr_present
         desc[f"attr:{name}"] = _describe(src, attrs[name])
     prof = None
     if side.user_profiles is not None:
-        prof = _embedding(side.user_profiles, n_users, "user", "user_profiles")
+        prof, present["user_profiles"] = _embedding(side.user_profiles, n_users, "user", "user_profiles")
         desc["user_profiles"] = _describe(side.user_profiles, prof)
     pairs = None
     if side.pairs is not None:
         pairs = _pairs(side.pairs)
         desc["pairs"] = _describe(side.pairs, pairs)
+    shuffle = dict(side.shuffle)
+    if "dataset_features" in shuffle:
+        if not from_features:
+            raise DataError("shuffle names dataset_features but no feature file of the dataset was used (the run "
+                            "takes its item text and image elsewhere, or the dataset has none)")
+        seed = shuffle.pop("dataset_features")
+        shuffle.update({name: derive_seed(seed, name) for name in from_features})
+    for name, seed in sorted(shuffle.items()):
+        if name == "pairs":
+            if pairs is None:
+                raise DataError("shuffle names pairs but the run has no LLM pairs; drop it from shuffle")
+            pairs, desc["shuffle:pairs"] = _shuffle_pairs(pairs, seed)
+            continue
+        if name not in present:
+            raise DataError(f"shuffle names {name} but the run has no {name} side input; drop it from shuffle or "
+                            f"add it to the run's side inputs")
+        rows, desc[f"shuffle:{name}"] = _permutation(present[name], seed)
+        if name == "item_text" and text is not None:
+            text = text[rows]
+        elif name == "item_image" and image is not None:
+            image = image[rows]
+        elif name == "user_profiles" and prof is not None:
+            prof = prof[rows]
+        else:
+            attrs = {k: v[rows] for k, v in attrs.items()}
     return SideArrays(text, image, attrs, prof, pairs, desc)

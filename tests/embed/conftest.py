@@ -37,6 +37,14 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ["LLMREC_CACHE_DIR"] = old
 
 
+@pytest.fixture(autouse=True)
+def embedding_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh shared embedding cache per test, so encoder-call counts do not depend on the tests run before."""
+    path = tmp_path / "embedding_cache"
+    monkeypatch.setenv("LLMREC_EMBED_CACHE_DIR", str(path))
+    return path
+
+
 @pytest.fixture(scope="session")
 def minilm_dir(cache_dir: Path) -> Path:
     return minilm.materialize()

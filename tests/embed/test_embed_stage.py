@@ -143,10 +143,10 @@ def test_text_model_by_local_path(dataset: Path, minilm_dir: Path, tmp_path: Pat
     np.testing.assert_allclose(load_embedding(path, 6).vectors, load_embedding(builtin, 6).vectors, atol=1e-6)
 
 
-def test_damaged_row_cache_is_ignored(dataset: Path, tmp_path: Path, encode_calls) -> None:
+def test_damaged_row_cache_is_ignored(dataset: Path, tmp_path: Path, encode_calls, embedding_cache: Path) -> None:
     out = tmp_path / "embed"
     embed(TEXT_ONLY, dataset, out, progress=False)
-    (cache_file,) = (out / ".cache").glob("*.npz")
+    (cache_file,) = embedding_cache.glob("*/*.npz")
     cache_file.write_bytes(b"garbage")
     embed(TEXT_ONLY, dataset, out, force=True, progress=False)
     assert encode_calls["text"] == [5, 5]

@@ -45,17 +45,15 @@ def test_model_config_selects_them_with_their_settings_and_checks_ranges():
     assert "cl_weight" in json.dumps(hash_dict(TrainConfig(model=ModelConfig(name="sgl", cl_weight=0.5))))
 
 
-def test_recipes_and_the_multiseed_runner_accept_them(tmp_path, monkeypatch):
+def test_recipes_and_the_multiseed_runner_accept_them(tmp_path):
     recipe = parse_recipe({"recipe": {"name": "cmp"}, "prepare": {"source": "x"},
                            "runs": {"sgl": {"model": {"name": "sgl", "edge_drop_rate": 0.2}},
                                     "simgcl": {"model": {"name": "simgcl"}}}})
     assert [(r.train.model.name, r.train.model.edge_drop_rate) for r in recipe.runs] == [("sgl", 0.2), ("simgcl", 0.1)]
-    seen = {}
-    monkeypatch.setattr(multiseed, "run_seeds", lambda configs, *a: seen.update(configs) or {})
-    monkeypatch.setattr(multiseed, "summarize_runs", lambda runs, baseline: {"systems": {}})
-    assert multiseed.main(["--data", str(tmp_path), "--out", str(tmp_path), "--models", "sgl", "simgcl",
-                           "--baseline", "sgl", "model.cl_temp=0.5"]) == 0
-    assert {k: (c.model.name, c.model.cl_temp) for k, c in seen.items()} == {"sgl": ("sgl", 0.5),
-                                                                             "simgcl": ("simgcl", 0.5)}
+    study = multiseed.build_study(multiseed.parse_args(
+        ["--data", str(tmp_path), "--out", str(tmp_path), "--models", "sgl", "simgcl", "--baseline", "sgl",
+         "model.cl_temp=0.5"]))
+    assert {r.name: (r.train.model.name, r.train.model.cl_temp) for r in study.runs} == {
+        "sgl": ("sgl", 0.5), "simgcl": ("simgcl", 0.5)}
     with pytest.raises(ConfigError, match="unknown system"):
         multiseed.main(["--data", str(tmp_path), "--out", str(tmp_path), "--models", "sgl-faithful"])
