@@ -424,7 +424,7 @@ def run_pipeline(recipe: Recipe, *, stages: Sequence[str] = STAGES, force: bool 
             # The search uses the first seed; every seed is then trained with what it found.
             base, out = replace(spec.train, seed=recipe.meta.seeds[0]), layout.tuned(spec.name)
             if "tune" in stages:
-                side = _side_inputs(spec, embedded, layout)
+                side = _side_inputs(spec, embedded, layout, base.seed)
                 timed(f"tune {spec.name}", out, lambda: tune(search, base, layout.dataset, out, run=spec.name,
                                                              side=side, force=force))
             if "train" in stages:
