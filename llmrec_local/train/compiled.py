@@ -5,8 +5,9 @@ The eager step is the reference; ``train.compile`` picks how the model's loss is
 * ``off``: eager PyTorch, one operator (one kernel launch on a GPU) at a time.
 * ``default``: ``torch.compile`` (TorchInductor) of the model's ``loss``; AOTAutograd compiles the matching backward,
   so forward and backward both run as fused generated kernels (C++/OpenMP on the CPU, Triton on a GPU).
-* ``reduce-overhead``: the same, and on CUDA each compiled graph is replayed as a CUDA graph (one launch for the
-  graph's kernels). On the CPU there are no CUDA graphs and this is ``default``.
+* ``reduce-overhead``: the same, and on CUDA each compiled graph of fixed sizes is replayed as a CUDA graph (one
+  launch for the graph's kernels; graphs with batch-dependent sizes are left as fused kernels, see below). On the CPU
+  there are no CUDA graphs and this compiles as ``default``.
 
 What is compiled, and where it breaks (``torch._dynamo.explain`` on the tiny test models, torch 2.13):
 
@@ -24,9 +25,10 @@ multi-tensor kernels on CUDA).
 
 Shapes: a batch has ``batch_size`` observed triples (a constant) plus a varying number of LLM/noise triples, so the
 first step compiles for static sizes and the second marks the varying sizes dynamic (``dynamic=None``, torch's
-automatic dynamic shapes); no batch is padded or dropped, so every step computes exactly the eager loss. With
-CUDA graphs a graph is recorded per distinct size it meets (cudagraph trees), so the dynamic-size pieces of LLMRec
-and SGL stay launch-bound; see docs/design-choices.md.
+automatic dynamic shapes); no batch is padded or dropped, so every step computes exactly the eager loss. The
+pieces whose sizes vary (LLMRec's distinct nodes, SGL's views, the LLM triples) are therefore not CUDA-graphed; a
+fully static step (padded distinct-node sets, a fixed count of LLM triples with masking) is the next step for the
+GPU launch target; see docs/results.md.
 
 Equality with eager: the same operations in a different evaluation order (fused reductions), so losses and gradients
 agree to float32 rounding; ``tests/train/test_compiled.py`` checks ``rtol=1e-5, atol=1e-6`` on the tiny models.
@@ -61,7 +63,13 @@ def compiled_loss(model: Recommender, mode: CompileMode) -> LossFn:
     device = next(model.parameters()).device
     if mode == "reduce-overhead" and device.type != "cuda":
         log.info("compile='reduce-overhead' uses CUDA graphs only on CUDA; on %s it is compile='default'", device)
-    return torch.compile(model.loss, mode=mode, dynamic=None)
+    if mode == "default":
+        return torch.compile(model.loss, dynamic=None)
+    # mode="reduce-overhead", spelled as its Inductor options plus one: a graph whose sizes vary from batch to batch
+    # (LLMRec's distinct-node pieces) is not recorded as a CUDA graph, since cudagraph trees would record it anew for
+    # every size it meets (a recording costs far more than the launches it saves); it runs as fused kernels.
+    return torch.compile(model.loss, dynamic=None, options={"triton.cudagraphs": True,
+                                                            "triton.cudagraph_skip_dynamic_graphs": True})
 
 
 class TrainStep:
