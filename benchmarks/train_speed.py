@@ -95,6 +95,9 @@ def main() -> None:
     p.add_argument("--compile", choices=["off", "default", "reduce-overhead"], default="off",
                    help="train.compile: run the step's loss eagerly (off) or through torch.compile")
     p.add_argument("--floor-steps", type=int, default=3, help="eager steps whose matrix products are recorded")
+    p.add_argument("--steps", type=int, default=0,
+                   help="time this many steps per epoch and scale to a full epoch (0 = whole epochs; for a machine "
+                        "too loaded to run full epochs; the JSON says timed_steps)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -150,13 +153,14 @@ def main() -> None:
     counts = count_ops(step, device)
 
     epoch_times, floor_times = [], []
+    timed = min(args.steps, steps) if args.steps else steps
     for epoch in range(args.epochs):
         sync()
         t0 = time.perf_counter()
-        for _ in range(steps):
+        for _ in range(timed):
             loss, _ = step()
         sync()
-        epoch_times.append(time.perf_counter() - t0)
+        epoch_times.append((time.perf_counter() - t0) * steps / timed)
         time_products(products, device)  # beside each epoch: the same load on both sides of the ratio
         floor_times.append(floor_summary(products, args.floor_steps)["floor_step_s"] * steps)
         print(f"epoch {epoch + 1}: {epoch_times[-1]:.2f}s, loss {float(loss):.4f}, floor {floor_times[-1]:.2f}s, "
@@ -188,7 +192,8 @@ def main() -> None:
             "spmm_floor_ms")},
         "floor_times_s": [round(t, 3) for t in floor_times], "eval_s": round(eval_times[-1], 3),
         "peak_rss_mb": round(peak_rss_mb(), 1), "device": str(device),
-        "epochs": args.epochs, "steps_per_epoch": steps, "epoch_times_s": [round(t, 3) for t in epoch_times],
+        "epochs": args.epochs, "steps_per_epoch": steps, "timed_steps": timed,
+        "epoch_times_s": [round(t, 3) for t in epoch_times],
         "build_s": round(build_s, 2), "variant": args.variant, "mae": args.mae,
         "threads": torch.get_num_threads(), "eval_users": int(len(users)),
         "recall@20": round(float(per_user["recall@20"].mean()), 5),
