@@ -105,8 +105,9 @@ def _operands(p: Product, device: torch.device) -> Callable[[], torch.Tensor]:
 
     def mat(rows: int, cols: int, transposed: bool) -> torch.Tensor:
         lead = (b,) if b > 1 else ()
-        t = torch.randn(*lead, cols, rows, device=device) if transposed else torch.randn(*lead, rows, cols, device=device)
-        return t.transpose(-1, -2) if transposed else t
+        if transposed:  # a column-major view, as the step's operand was
+            return torch.randn(*lead, cols, rows, device=device).transpose(-1, -2)
+        return torch.randn(*lead, rows, cols, device=device)
 
     x, y = mat(m, k, a_t), mat(k, n, b_t)
     return (lambda: torch.bmm(x, y)) if b > 1 else (lambda: torch.mm(x, y))

@@ -23,7 +23,9 @@ Not compiled, on purpose: the sampler (rejection sampling of negatives is a data
 host) and the optimizer update (``fused=True`` AdamW is already one kernel per step on the CPU and a few
 multi-tensor kernels on CUDA).
 
-Shapes: a batch has ``batch_size`` observed triples (a constant) plus a varying number of LLM/noise triples, so the
+Shapes: there is no partial last batch to pad or drop: every step samples a full batch, ``min(batch_size, users
+with a training item)`` observed triples (a constant of the dataset; an epoch is the original's ``n_train //
+batch_size + 1`` such draws), plus a number of LLM/noise triples that can vary (users without an LLM pair), so the
 first step compiles for static sizes and the second marks the varying sizes dynamic (``dynamic=None``, torch's
 automatic dynamic shapes); no batch is padded or dropped, so every step computes exactly the eager loss. The
 pieces whose sizes vary (LLMRec's distinct nodes, SGL's views, the LLM triples) are therefore not CUDA-graphed; a
