@@ -4,7 +4,9 @@
 # registry). What it checks, in order:
 #   1. the CUDA tests (pytest -m cuda): model loss/gradients/embeddings, full ranking, the train stage, the float16
 #      text encoder and the CLIP image encoder on CUDA against the CPU;
-#   2. benchmarks/train_speed.py on CUDA at Netflix scale (faithful; fixed with its MAE): epoch_s, eval_s, peak GPU MB;
+#   2. benchmarks/train_speed.py on CUDA at Netflix scale (faithful; fixed with its MAE): epoch_s, eval_s, peak GPU MB,
+#      kernel launches per step, the GEMM/SpMM floor and floor_ratio, for the eager step and for the compiled step
+#      with CUDA graphs (train.compile=reduce-overhead; targets: <= 100 launches per step, an epoch <= 0.3 s);
 #   3. the train and evaluate CLIs on CUDA on the prepared ml-latest-small dataset (MF and LightGCN, seeds 0-2, the
 #      quickstart's [train] settings), printed beside the CPU runs of the quickstart when those are carried along.
 # Wheels for the missing pure packages travel in .whl (polars, open_clip_torch, ftfy, wcwidth; see the README's
@@ -32,12 +34,17 @@ step "environment"
 
 if [ "$DEVICE" = cuda ]; then
   step "CUDA tests"
-  "$PY" -m pytest -q -p no:cacheprovider -m cuda tests/test_cuda.py tests/training/test_train_cuda.py 2>&1 \
+  "$PY" -m pytest -q -p no:cacheprovider -m cuda tests/test_cuda.py tests/train/test_train_cuda.py \
+    tests/train/test_compiled.py 2>&1 \
     | tee "$OUT_DIR/pytest_cuda.log" | tail -n 15 || status=1
 fi
 
 step "train_speed faithful"
 "$PY" benchmarks/train_speed.py --device "$DEVICE" --epochs 5 2>&1 | tee "$OUT_DIR/train_speed_faithful.log" | tail -n 1 || status=1
+COMPILED=reduce-overhead; [ "$DEVICE" = cuda ] || COMPILED=default
+step "train_speed faithful, compiled ($COMPILED)"
+"$PY" benchmarks/train_speed.py --device "$DEVICE" --epochs 5 --compile "$COMPILED" 2>&1 \
+  | tee "$OUT_DIR/train_speed_faithful_compiled.log" | tail -n 1 || status=1
 step "train_speed fixed + MAE"
 "$PY" benchmarks/train_speed.py --device "$DEVICE" --epochs 5 --variant fixed --mae 2>&1 \
   | tee "$OUT_DIR/train_speed_fixed_mae.log" | tail -n 1 || status=1

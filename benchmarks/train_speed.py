@@ -5,12 +5,21 @@ no training edge, as in the real Netflix subset), one test item per user; featur
 user profile and five 1536-d item-attribute fields (random unit vectors); one LLM triple per user; batches of 1024
 users plus 10% LLM triples (the original's schedule: n_train // 1024 + 1 steps per epoch).
 
-Prints progress to stderr and, as its LAST stdout line, one JSON object:
-``{"epoch_s": median seconds per epoch, "eval_s": seconds for embeddings + full ranking of all test users,
-"peak_rss_mb": ..., "device": ..., ...}``.
+The floor (benchmarks/step_floor.py): the matrix products (GEMMs and SpMMs) of a few eager steps are recorded with
+their shapes, each is timed alone on this machine, and their summed time is the step's floor; ``floor_s`` is that
+times the steps of an epoch and ``floor_ratio = epoch_s / floor_s``. The products are re-timed after every epoch and
+each epoch is divided by the floor measured beside it, so that load from other processes on a shared machine inflates
+both sides alike; ``floor_ratio`` is the median of those per-epoch ratios. The table of timed products (shape,
+calls per step, GFLOP, ms, GFLOP/s) goes to stderr, so the ratio can be checked by hand.
 
-    python benchmarks/train_speed.py                 # CPU, 3 epochs
-    python benchmarks/train_speed.py --device cuda --epochs 5
+Prints progress to stderr and, as its LAST stdout line, one JSON object:
+``{"epoch_s": median seconds per epoch, "floor_s": ..., "floor_ratio": ..., "ops_per_step" (CPU) or
+"launches_per_step" (CUDA): ..., "eval_s": seconds for embeddings + full ranking of all test users,
+"peak_rss_mb": ..., "device": ..., "compile": ..., ...}``.
+
+    python benchmarks/train_speed.py                 # CPU, 3 epochs, eager
+    python benchmarks/train_speed.py --compile default           # the same step through torch.compile
+    python benchmarks/train_speed.py --device cuda --epochs 5 --compile reduce-overhead   # CUDA graphs
     python benchmarks/train_speed.py --epochs 1 --profile 10   # then the top operators of 10 profiled steps
 """
 
@@ -25,6 +34,7 @@ import time
 
 import numpy as np
 import torch
+from step_floor import count_ops, floor_summary, product_table, record_products, time_products
 
 N_USERS, N_ITEMS, N_EDGES = 13_187, 17_366, 68_933
 
@@ -82,12 +92,19 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     p.add_argument("--profile", type=int, default=0, metavar="STEPS",
                    help="after timing, profile this many steps and print the top operators to stderr")
+    p.add_argument("--compile", choices=["off", "default", "reduce-overhead"], default="off",
+                   help="train.compile: run the step's loss eagerly (off) or through torch.compile")
+    p.add_argument("--floor-steps", type=int, default=3, help="eager steps whose matrix products are recorded")
+    p.add_argument("--steps", type=int, default=0,
+                   help="time this many steps per epoch and scale to a full epoch (0 = whole epochs; for a machine "
+                        "too loaded to run full epochs; the JSON says timed_steps)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     from llmrec_local.evaluate.ranking import PairIndex, rank_and_score
     from llmrec_local.models import build_model
     from llmrec_local.train import TripleSampler, make_optimizer
+    from llmrec_local.train.compiled import TrainStep
 
     device = torch.device(args.device)
     t0 = time.perf_counter()
@@ -109,29 +126,49 @@ def main() -> None:
     gen.manual_seed(0)
     sampler = TripleSampler(d["train"], N_USERS, N_ITEMS, gen, d["aug"])
     steps = sampler.steps_per_epoch(1024)
+    # The trainer's step (llmrec_local.train.compiled), and its eager twin on the same model for the floor.
+    step = TrainStep(model, opt, sampler, batch_size=1024, aug_sample_rate=0.1, compile=args.compile)
+    eager = TrainStep(model, opt, sampler, batch_size=1024, aug_sample_rate=0.1)
 
     def sync() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    def step() -> torch.Tensor:
-        batch = sampler.sample(1024, aug_sample_rate=0.1)
-        loss, _ = model.loss(batch, generator=gen)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return loss
+    model.train()
+    products = record_products(eager, args.floor_steps)
+    compile_s = 0.0
+    if args.compile != "off":
+        # compile, recompile with dynamic sizes, and (CUDA graphs) record: outside the timed epochs
+        if device.type == "cpu":
+            from torch._inductor import config as inductor_config
 
-    epoch_times = []
-    for epoch in range(args.epochs):
-        model.train()
+            inductor_config.cpp.enable_kernel_profile = True  # compiled kernels visible to count_ops
         sync()
         t0 = time.perf_counter()
-        for _ in range(steps):
-            loss = step()
+        for _ in range(3):
+            step()
         sync()
-        epoch_times.append(time.perf_counter() - t0)
-        print(f"epoch {epoch + 1}: {epoch_times[-1]:.2f}s, loss {float(loss.detach()):.4f}", file=sys.stderr)
+        compile_s = time.perf_counter() - t0
+        print(f"compile ({args.compile}) and 3 warm-up steps {compile_s:.1f}s", file=sys.stderr)
+    counts = count_ops(step, device)
+
+    epoch_times, floor_times = [], []
+    timed = min(args.steps, steps) if args.steps else steps
+    for epoch in range(args.epochs):
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(timed):
+            loss, _ = step()
+        sync()
+        epoch_times.append((time.perf_counter() - t0) * steps / timed)
+        time_products(products, device)  # beside each epoch: the same load on both sides of the ratio
+        floor_times.append(floor_summary(products, args.floor_steps)["floor_step_s"] * steps)
+        print(f"epoch {epoch + 1}: {epoch_times[-1]:.2f}s, loss {float(loss):.4f}, floor {floor_times[-1]:.2f}s, "
+              f"ratio {epoch_times[-1] / floor_times[-1]:.2f}", file=sys.stderr)
+    floor = floor_summary(products, args.floor_steps)
+    print(f"matrix products of one step (recorded over {args.floor_steps} eager steps; FLOPs 2MKN per GEMM, "
+          f"2*nnz*N per SpMM; times of the last re-timing):\n{product_table(products, args.floor_steps)}",
+          file=sys.stderr)
     if args.profile:
         profile_steps(args.profile, step, device)
     truth = PairIndex.build(d["test"], N_USERS, N_ITEMS, device)
@@ -146,9 +183,17 @@ def main() -> None:
         sync()
         eval_times.append(time.perf_counter() - t0)
     result = {
-        "epoch_s": round(statistics.median(epoch_times), 3), "eval_s": round(eval_times[-1], 3),
+        "epoch_s": round(statistics.median(epoch_times), 3), "floor_s": round(statistics.median(floor_times), 3),
+        "floor_ratio": round(statistics.median(e / f for e, f in zip(epoch_times, floor_times)), 3),
+        "compile": args.compile, "compile_s": round(compile_s, 1), **{k: round(v, 1) for k, v in counts.items()},
+        "gflop_per_step": round(floor["gemm_gflop_per_step"] + floor["spmm_gflop_per_step"], 3),
+        **{k: round(floor[k], 3 if "gflop_per" in k else 1) for k in (
+            "gemm_gflop_per_step", "gemm_gflops", "gemm_floor_ms", "spmm_gflop_per_step", "spmm_gflops",
+            "spmm_floor_ms")},
+        "floor_times_s": [round(t, 3) for t in floor_times], "eval_s": round(eval_times[-1], 3),
         "peak_rss_mb": round(peak_rss_mb(), 1), "device": str(device),
-        "epochs": args.epochs, "steps_per_epoch": steps, "epoch_times_s": [round(t, 3) for t in epoch_times],
+        "epochs": args.epochs, "steps_per_epoch": steps, "timed_steps": timed,
+        "epoch_times_s": [round(t, 3) for t in epoch_times],
         "build_s": round(build_s, 2), "variant": args.variant, "mae": args.mae,
         "threads": torch.get_num_threads(), "eval_users": int(len(users)),
         "recall@20": round(float(per_user["recall@20"].mean()), 5),

@@ -111,7 +111,9 @@ class TrainConfig:
     epochs. Early stopping (`llmrec_local.train.stopping`): stop after more than `patience` **epochs** without an
     improvement of the validation curve smoothed with weight `smoothing` (0 = raw) by more than `min_delta`, never
     before `min_epochs`; the checkpoint kept is the best raw validation value. eval_chunk: users per ranking block
-    (None = by device). device, progress, eval_chunk: runtime only (not part of the config hash).
+    (None = by device). compile: how the training step's loss is run: off (eager, the reference) | default
+    (torch.compile) | reduce-overhead (torch.compile with CUDA graphs on CUDA); see `llmrec_local.train.compiled`.
+    device, progress, eval_chunk, compile: runtime only (not part of the config hash).
     """
 
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -133,6 +135,7 @@ class TrainConfig:
     eval_chunk: int | None = None
     device: str = "cpu"
     progress: bool = True
+    compile: Literal["off", "default", "reduce-overhead"] = field(default="off", metadata=ADDED_SETTING)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.eval_every < 1 or self.patience < 0:
@@ -162,7 +165,7 @@ def selection_mode(config: TrainConfig) -> Literal["val", "test", "last"]:
 
 
 #: Settings that change where or how visibly a run happens, not its result.
-RUNTIME_FIELDS = ("device", "progress", "eval_chunk")
+RUNTIME_FIELDS = ("device", "progress", "eval_chunk", "compile")
 
 
 def train_config_hash(config: TrainConfig) -> str:

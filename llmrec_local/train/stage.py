@@ -31,6 +31,7 @@ from ..evaluate.ranking import PairIndex, rank_and_score, summarize
 from ..hashing import stable_hash
 from ..models import Recommender, build_model
 from ..seeding import derive_seed
+from .compiled import TrainStep
 from .config import TrainConfig, selection_mode, train_config_hash
 from .costs import CostEstimator
 from .sampling import TripleSampler
@@ -142,6 +143,8 @@ def train(
     generator = torch.Generator(device=device)
     generator.manual_seed(derive_seed(config.seed, "sampling"))
     sampler = TripleSampler(arrays.train, arrays.n_users, arrays.n_items, generator, side_arrays.pairs)
+    step = TrainStep(model, optimizer, sampler, batch_size=config.batch_size, aug_sample_rate=config.aug_sample_rate,
+                     noise_rate=config.noise_rate, compile=config.compile)
     steps = sampler.steps_per_epoch(config.batch_size)
     selection = {"setting": config.selection, "mode": selection_mode(config), "split": select_split,
                  "metric": config.select_metric if select_split else None}
@@ -174,12 +177,8 @@ def train(
             t0 = time.perf_counter()
             sums: dict[str, float] = {}
             for _ in range(steps):
-                batch = sampler.sample(config.batch_size, config.aug_sample_rate, config.noise_rate)
-                loss, parts = model.loss(batch, generator=generator, training=True)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
+                loss, parts = step()
+                sums["loss"] = sums.get("loss", 0.0) + float(loss)
                 for k, v in parts.items():
                     sums[k] = sums.get(k, 0.0) + float(v)
             if not math.isfinite(sums["loss"]):
