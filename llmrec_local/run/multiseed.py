@@ -4,7 +4,8 @@
 --seeds 0 1 2 --baseline mf [key=value ...]`` trains ``<out>/<name>/seed<k>`` (skipping complete runs), evaluates
 each on test with the standard protocol and writes ``<out>/summary.json`` with, per system and metric, the mean and
 std over seeds and, against the baseline: a paired test over seeds (pairs = seeds) and one over users (per-user
-metric averaged over seeds, pairs = users). Training and evaluation go through the pipeline runner
+metric averaged over seeds, pairs = users), each p-value also Holm-adjusted over the family of all systems'
+tests against the baseline on that metric. Training and evaluation go through the pipeline runner
 (`llmrec_local.run.stage.run_seeds`); the statistics are `llmrec_local.run.summary`.
 """
 
@@ -35,6 +36,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="seeds, one run per system and seed (default: 0 1 2)")
     p.add_argument("--baseline", default="mf",
                    help="system the others are tested against, paired over seeds and over users (default: mf)")
+    p.add_argument("--item-text", type=Path, default=None,
+                   help="item text embedding artifact (python -m llmrec_local.embed) for the LLMRec systems; the "
+                        "dataset's own features (features/text_feat.npy) are used when there are any")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     p.add_argument("overrides", nargs="*", help="key=value TrainConfig settings shared by all systems")
     args = p.parse_args(argv)
@@ -51,7 +55,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             configs[name] = replace(base, model=replace(base.model, name=model, variant=variant or "fixed"))
         except ValueError as exc:
             raise ConfigError(f"system {name!r}: {exc}") from exc
-    runs = run_seeds(configs, args.data, args.out, args.seeds)
+    side = None
+    if args.item_text is not None:
+        from ..train.side import SideInputs
+
+        side = SideInputs(item_text=args.item_text)
+    runs = run_seeds(configs, args.data, args.out, args.seeds, side=side)
     summary = summarize_runs(runs, args.baseline)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     for name, entry in summary["systems"].items():
@@ -59,7 +68,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if name != args.baseline:
             line["p_seeds(t)"] = entry["recall@20"]["vs_baseline_over_seeds"]["t_p"]
             line["p_users(wilcoxon)"] = entry["recall@20"]["vs_baseline_over_users"]["wilcoxon_p"]
+            line["p_users(t, holm)"] = entry["recall@20"]["vs_baseline_over_users"]["t_p_holm"]
         print(name, json.dumps(line))
+        cut = [str(run) for run, stop in zip(entry["runs"], entry["stopping"]) if stop["still_improving"]]
+        if cut:
+            print(f"WARNING: {name}: still improving at the epoch cap (raise epochs): {', '.join(cut)}")
     return 0
 
 
