@@ -51,7 +51,7 @@ def test_recipes_and_the_multiseed_runner_accept_them(tmp_path, monkeypatch):
                                     "simgcl": {"model": {"name": "simgcl"}}}})
     assert [(r.train.model.name, r.train.model.edge_drop_rate) for r in recipe.runs] == [("sgl", 0.2), ("simgcl", 0.1)]
     seen = {}
-    monkeypatch.setattr(multiseed, "run_seeds", lambda configs, *a, **kw: seen.update(configs) or {})
+    monkeypatch.setattr(multiseed, "run_seeds", lambda configs, *a: seen.update(configs) or {})
     monkeypatch.setattr(multiseed, "summarize_runs", lambda runs, baseline: {"systems": {}})
     assert multiseed.main(["--data", str(tmp_path), "--out", str(tmp_path), "--models", "sgl", "simgcl",
                            "--baseline", "sgl", "model.cl_temp=0.5"]) == 0
