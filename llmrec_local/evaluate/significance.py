@@ -42,3 +42,21 @@ def paired_tests(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], metri
     if len(common) != len(a["user"]) or len(common) != len(b["user"]):
         raise ValueError("the two runs were evaluated on different user sets; evaluate both on the same split")
     return {"metric": metric, "unit": "user", **paired_arrays(a[metric][ia], b[metric][ib])}
+
+
+def holm(p_values: Sequence[float | None]) -> list[float | None]:
+    """Holm-Bonferroni adjusted p-values of one family of tests, in the input order; None (an undefined test) stays
+    None and is not counted in the family.
+
+    With the m defined p-values sorted ascending, p_(1) <= ... <= p_(m), the adjusted values are
+    ``p~_(i) = min(1, max_{j <= i} (m - j + 1) p_(j))``: the step-down multipliers m, m - 1, ..., 1, and the running
+    maximum (the monotonicity clamp) so that a smaller raw p-value never gets a larger adjusted one. Rejecting
+    where ``p~ < alpha`` controls the family-wise error rate at alpha under any dependence between the tests.
+    """
+    defined = [(p, i) for i, p in enumerate(p_values) if p is not None and not np.isnan(p)]
+    out: list[float | None] = [None] * len(p_values)
+    m, running = len(defined), 0.0
+    for rank, (p, i) in enumerate(sorted(defined)):
+        running = max(running, min(1.0, (m - rank) * float(p)))
+        out[i] = running
+    return out

@@ -21,6 +21,7 @@ ALPHA = 0.05
 _COMPONENT_KEYS = ("model", "backend")
 
 BANNER_TITLE = "Synthetic inputs: these numbers are a code-path check, not a quality claim."
+UNDERTRAINED_TITLE = "runs cut by their epoch cap while still improving."
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,28 @@ def _fmt_p(p: float) -> str:
     return "< 1e-300" if p == 0 else f"= {p:.2g}"
 
 
+def _p_of(test: Mapping[str, Any]) -> tuple[float | None, str]:
+    """The p-value a comparison is judged by and its name: the Holm-adjusted one when the comparison has it (the
+    family of all runs tested against the baseline on that metric), else the raw one."""
+    for key, name in (("p_holm", "p_holm"), ("p_value", "p")):
+        value = test.get(key)
+        if value is not None and not math.isnan(float(value)):
+            return float(value), name
+    return None, "p"
+
+
+def comparison_verdict(test: Mapping[str, Any]) -> str:
+    """One comparison in words, e.g. "lightgcn vs mf: +0.0560 recall@20, p_holm = 0.003, significant" or
+    "... p_holm = 0.41: no significant difference" (significant: adjusted p < `ALPHA`)."""
+    p, name = _p_of(test)
+    lead = f"{test['run']} vs {test['baseline']}: {float(test['mean_diff']):+.4f} {test['metric']}"
+    if p is None:
+        return f"{lead}, no test (fewer than 2 pairs or identical results)"
+    if p < ALPHA:
+        return f"{lead}, {name} {_fmt_p(p)}, significant"
+    return f"{lead}, {name} {_fmt_p(p)}: no significant difference"
+
+
 def _groups(runs: Sequence[Mapping[str, Any]]) -> dict[str, list[float]]:
     """The primary metric of every seed, by system name, in first-seen order."""
     out: dict[str, list[float]] = {}
@@ -124,8 +147,7 @@ def _test(comparisons: Sequence[Mapping[str, Any]], run: str, baseline: str) -> 
     """The paired test of `run` against `baseline` on the primary metric, over users when there is one (the
     headline's test: per-user pairs, per-user metrics averaged over seeds), else any test of that pair."""
     found = [c for c in comparisons if c.get("run") == run and c.get("baseline") == baseline
-             and c.get("metric") == PRIMARY_METRIC and c.get("p_value") is not None
-             and not math.isnan(float(c["p_value"]))]
+             and c.get("metric") == PRIMARY_METRIC and _p_of(c)[0] is not None]
     over_users = [c for c in found if "users" in str(c.get("test", ""))]
     return (over_users or found or [None])[0]
 
@@ -134,7 +156,8 @@ def headline(results: Mapping[str, Any]) -> Headline | None:
     """The best system on the primary metric and how it compares with the baseline; None without evaluated runs.
 
     The baseline is the one the comparisons name, else the recipe's ``recipe.baseline``. A difference counts as
-    significant at p < `ALPHA` under the paired test over users. With a single seed the test is not reported:
+    significant at p < `ALPHA` under the paired test over users, Holm-adjusted over all the runs compared with the
+    baseline when the comparison carries ``p_holm``. With a single seed the test is not reported:
     one training run's luck would pass for the system's effect, so the headline says so instead of a p-value.
     """
     groups = _groups(results.get("runs") or [])
@@ -167,14 +190,15 @@ def headline(results: Mapping[str, Any]) -> Headline | None:
     if test is None:
         return Headline(f"{lead}; no paired test available (runs not evaluated for the same seeds under the "
                         "standard protocol).", "no paired test available", best)
-    p = float(test["p_value"])
+    p, name = _p_of(test)
+    assert p is not None  # _test keeps only comparisons with a p-value
     how = f"{test.get('test', 'paired test')}, n = {test.get('n', '?')}, {seeds} seeds"
     if p >= ALPHA:
-        return Headline(f"{lead}: no significant difference (p {_fmt_p(p)}; {how}).", "no significant difference",
-                        best)
+        return Headline(f"{lead}: no significant difference ({name} {_fmt_p(p)}; {how}).",
+                        "no significant difference", best)
     gap = "a significant gap" if best == baseline else "a significant gain"
     verdict = "baseline best (significant gap)" if best == baseline else "significant gain"
-    return Headline(f"{lead}, {gap} (p {_fmt_p(p)}; {how}).", verdict, best)
+    return Headline(f"{lead}, {gap} ({name} {_fmt_p(p)}; {how}).", verdict, best)
 
 
 def undertrained(results: Mapping[str, Any]) -> str | None:

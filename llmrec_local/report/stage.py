@@ -11,7 +11,7 @@ StudyResults (JSON-like dict):
     stages: [{"stage", "wall_s", "skipped": bool, "path"}]
     runs: [{"name", "seed", "metrics": {"recall@20": float, ...}, "curve": [{"epoch", "loss", "val": {...}}],
             "model", "side", "ablation", "selection": "val" | "test" | "last" (model selection; missing = "val")}]
-    comparisons: [{"run", "baseline", "metric", "mean_diff", "p_value", "test", "n"}]
+    comparisons: [{"run", "baseline", "metric", "mean_diff", "p_value", "p_holm" (Holm-adjusted), "test", "n"}]
     tuning: {run: {"study": study.json of its tune artifact, "trials": its trials table as rows}}
             (`llmrec_local.artifacts.tune`)
     augment: {job: {"model": {"alias", "backend", "model_id"}, "requests", "valid", "valid_rate", "retries",
@@ -36,7 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .findings import BANNER_TITLE, banner_text, headline, synthetic_inputs, synthetic_llm_jobs, undertrained
+from .findings import (BANNER_TITLE, UNDERTRAINED_TITLE, banner_text, comparison_verdict, headline, synthetic_inputs,
+                       synthetic_llm_jobs, undertrained)
 from .runs import summarise_runs
 
 __all__ = ["render_html", "render_markdown", "summarise_runs", "write_report"]
@@ -112,10 +113,13 @@ def _tables(results: Mapping[str, Any]) -> list[Table]:
                                                           "model selection"], rows))
     comps = results.get("comparisons") or []
     if comps:
+        # The verdict reads the Holm-adjusted p-value: with several runs against one baseline, raw p-values
+        # below 0.05 would turn up by chance.
         rows = [[c["run"], c["baseline"], c["metric"], f"{c['mean_diff']:+.4f}", _p(c.get("p_value")),
-                 c.get("test", ""), str(c.get("n", ""))] for c in comps]
-        tables.append(Table("Significance against the baseline (paired)",
-                            ["run", "baseline", "metric", "mean diff", "p-value", "test", "pairs"], rows))
+                 _p(c.get("p_holm")), c.get("test", ""), str(c.get("n", "")), comparison_verdict(c)] for c in comps]
+        tables.append(Table("Significance against the baseline (paired; Holm over the runs per metric and test)",
+                            ["run", "baseline", "metric", "mean diff", "p-value", "p (Holm)", "test", "pairs",
+                             "verdict"], rows))
     tables += _tuning_tables(results.get("tuning") or {})
     aug = results.get("augment") or {}
     if aug:
@@ -270,7 +274,7 @@ def render_markdown(results: Mapping[str, Any]) -> str:
     lines += [f"**Finding:** {found.text if found else 'no evaluated runs yet.'}", ""]
     note = undertrained(results)
     if note:
-        lines += [f"> **Note:** {note}", ""]
+        lines += [f"> **WARNING: {UNDERTRAINED_TITLE}** {note}", ""]
     lines += [f"Recipe hash `{results.get('config_hash', '?')}`. {_intro(results)}", ""]
     for table in _tables(results):
         lines += [f"## {table.title}", "", "| " + " | ".join(table.header) + " |", "|" + "---|" * len(table.header)]
@@ -325,7 +329,8 @@ def _html_banner(results: Mapping[str, Any]) -> str:
 
 def _html_undertrained(results: Mapping[str, Any]) -> str:
     note = undertrained(results)
-    return f"<div class='headline' id='undertrained'>{html.escape(note)}</div>" if note else ""
+    return (f"<div class='banner' role='alert' id='undertrained'><strong>WARNING: {html.escape(UNDERTRAINED_TITLE)}"
+            f"</strong><br>{html.escape(note)}</div>" if note else "")
 
 
 def _html_headline(results: Mapping[str, Any]) -> str:

@@ -252,8 +252,9 @@ def _evaluated_runs(recipe: Recipe, layout: Layout) -> list[dict[str, Any]]:
 
 def _comparisons(recipe: Recipe, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Paired t-tests of every run against the recipe's baseline on Recall@20 and NDCG@20, over seeds and over
-    users (per-user metrics averaged over seeds). Needs every run evaluated for the same seeds under the standard
-    protocol; the paper protocol's numbers are for comparison with published tables only."""
+    users (per-user metrics averaged over seeds), with the p-value Holm-adjusted over the runs compared on that
+    metric and pairing (``p_holm``). Needs every run evaluated for the same seeds under the standard protocol; the
+    paper protocol's numbers are for comparison with published tables only."""
     from .summary import summarize_runs
 
     baseline = recipe.meta.baseline
@@ -272,7 +273,8 @@ def _comparisons(recipe: Recipe, runs: list[dict[str, Any]]) -> list[dict[str, A
             for over in ("users", "seeds"):
                 test = entry[metric][f"vs_baseline_over_{over}"]
                 out.append({"run": name, "baseline": baseline, "metric": metric, "mean_diff": test["mean_diff"],
-                            "p_value": test["t_p"], "test": f"paired t over {over}", "n": test["n"]})
+                            "p_value": test["t_p"], "p_holm": test["t_p_holm"], "test": f"paired t over {over}",
+                            "n": test["n"]})
     return out
 
 

@@ -110,7 +110,9 @@ class TrainConfig:
     kept and nothing is evaluated during training). select_metric: e.g. recall@20. eval_every: evaluate every n
     epochs. Early stopping (`llmrec_local.train.stopping`): stop after more than `patience` **epochs** without an
     improvement of the validation curve smoothed with weight `smoothing` (0 = raw) by more than `min_delta`, never
-    before `min_epochs`; the checkpoint kept is the best raw validation value. eval_chunk: users per ranking block
+    before `min_epochs`; the checkpoint kept is the best raw validation value. Defaults: at least 50 epochs (a
+    popularity plateau lasts tens of epochs on sparse splits), patience 20 epochs, smoothing 0.5, min_delta 1e-4,
+    cap 300 epochs (only a run still improving reaches it, and it says so). eval_chunk: users per ranking block
     (None = by device). compile: how the training step's loss is run: off (eager, the reference) | default
     (torch.compile) | reduce-overhead (torch.compile with CUDA graphs on CUDA); see `llmrec_local.train.compiled`.
     device, progress, eval_chunk, compile: runtime only (not part of the config hash).
@@ -118,7 +120,7 @@ class TrainConfig:
 
     model: ModelConfig = field(default_factory=ModelConfig)
     seed: int = 0
-    epochs: int = 200
+    epochs: int = 300
     batch_size: int = 1024
     lr: float = 1e-3
     weight_decay: float | None = None
@@ -127,10 +129,12 @@ class TrainConfig:
     protocol: Literal["standard", "paper"] = "standard"
     select_metric: str = "recall@20"
     eval_every: int = 1
-    patience: int = 10
-    min_epochs: int = field(default=0, metadata=ADDED_SETTING)
-    smoothing: float = field(default=0.0, metadata=ADDED_SETTING)
-    min_delta: float = field(default=0.0, metadata=ADDED_SETTING)
+    # Stopping defaults chosen on a popularity-plateau split and ml-latest-small (docs/results.md, "Early
+    # stopping"); they changed on purpose from v0.1's patience = 10 evaluations and no floor, so no ADDED_SETTING.
+    patience: int = 20
+    min_epochs: int = 50
+    smoothing: float = 0.5
+    min_delta: float = 1e-4
     selection: Literal["auto", "val", "test", "last"] = field(default="auto", metadata=ADDED_SETTING)
     eval_chunk: int | None = None
     device: str = "cpu"

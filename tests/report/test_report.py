@@ -22,7 +22,8 @@ def test_summarise_runs_mean_and_sample_std() -> None:
 def test_markdown_has_every_table() -> None:
     md = render_markdown(make_study(model={"alias": "qwen2-7b", "model_id": "qwen@1"}))
     assert "| llmrec | 3 | 0.3400 ± 0.0100 | 0.1650 ± 0.0000 |" in md
-    assert "| llmrec | lightgcn | recall@20 | +0.0300 | 0.004 | paired t over users | 608 |" in md
+    assert ("| llmrec | lightgcn | recall@20 | +0.0300 | 0.004 | n/a | paired t over users | 608 | llmrec vs "
+            "lightgcn: +0.0300 recall@20, p = 0.004, significant |") in md
     assert "| statistic | pairs | item_attributes |" in md and "| model | qwen@1 | qwen@1 |" in md
     assert "| USA | 3 |" in md and "skipped (done)" in md and "[recipe]" in md
     assert "| llmrec | llmrec | item_text | w/o-u |" in md and "| lightgcn | lightgcn | none | - |" in md

@@ -77,5 +77,32 @@ def test_runs_still_improving_at_the_cap_are_named_in_both_reports(tmp_path) -> 
     results = {"recipe": "t", "runs": runs, "comparisons": [], "stages": []}
     assert undertrained(results).startswith("Still improving at the epoch cap: lightgcn (seed 1).")
     md, page = write_report(results, tmp_path)
-    assert "lightgcn (seed 1)" in md.read_text() and "id='undertrained'" in page.read_text()
+    assert "> **WARNING: runs cut by their epoch cap while still improving.** Still improving" in md.read_text()
+    assert "lightgcn (seed 1)" in md.read_text()
+    assert "role='alert' id='undertrained'><strong>WARNING" in page.read_text()
     assert undertrained({"runs": [{**runs[0]}]}) is None
+
+
+def test_comparisons_in_words_after_the_holm_correction() -> None:
+    from llmrec_local.report.findings import comparison_verdict
+
+    test = {"run": "lightgcn", "baseline": "mf", "metric": "recall@20", "mean_diff": 0.056, "p_value": 0.001,
+            "p_holm": 0.003}
+    assert comparison_verdict(test) == "lightgcn vs mf: +0.0560 recall@20, p_holm = 0.003, significant"
+    # significant before the correction, not after it
+    assert comparison_verdict({**test, "mean_diff": -0.01, "p_value": 0.03, "p_holm": 0.09}) == (
+        "lightgcn vs mf: -0.0100 recall@20, p_holm = 0.09: no significant difference")
+    assert comparison_verdict({**test, "p_holm": None}) == "lightgcn vs mf: +0.0560 recall@20, p = 0.001, significant"
+    assert comparison_verdict({**test, "p_value": None, "p_holm": None}).endswith("no test (fewer than 2 pairs or "
+                                                                                  "identical results)")
+
+
+def test_report_table_and_headline_use_the_adjusted_p_value() -> None:
+    results = make_study(gain=0.03, p_value=0.02)
+    for c in results["comparisons"]:
+        c["p_holm"] = min(1.0, 3 * c["p_value"])  # as if three runs had been compared with the baseline
+    md = render_markdown(results)
+    assert "| 0.02 | 0.06 | paired t over users | 608 | llmrec vs lightgcn: +0.0300 recall@20, p_holm = 0.06: no " \
+           "significant difference |" in md
+    found = headline(results)
+    assert found is not None and found.verdict == "no significant difference" and "(p_holm = 0.06;" in found.text

@@ -80,12 +80,14 @@ def test_trainer_honours_min_epochs_and_reports_how_it_stopped(tmp_path, planted
     """patience 0 would stop right after the first non-improving epoch; min_epochs holds the run to its floor, and
     the manifest says why the run ended."""
     import json
+    from dataclasses import replace
 
     from llmrec_local.train import ModelConfig, TrainConfig, train
 
-    base = dict(model=ModelConfig(name="mf"), epochs=12, batch_size=128, lr=0.5, patience=0, progress=False)
-    free = train(TrainConfig(**base), planted_arrays, tmp_path / "free")
-    held = train(TrainConfig(**base, min_epochs=10), planted_arrays, tmp_path / "held")
+    base = TrainConfig(model=ModelConfig(name="mf"), epochs=12, batch_size=128, lr=0.5, patience=0, min_epochs=0,
+                       smoothing=0.0, min_delta=0.0, progress=False)
+    free = train(base, planted_arrays, tmp_path / "free")
+    held = train(replace(base, min_epochs=10), planted_arrays, tmp_path / "held")
     free_m, held_m = (json.loads((r / "manifest.json").read_text()) for r in (free, held))
     assert free_m["epochs_run"] < 10 and free_m["stopping"]["reason"] == "patience"
     assert held_m["epochs_run"] >= 10
@@ -107,10 +109,36 @@ def test_run_cut_at_the_cap_while_improving_says_so(tmp_path, planted_arrays, ca
     assert "still improving at the epoch cap" in caplog.text and "raise train.epochs" in caplog.text
 
 
-def test_added_stopping_settings_keep_existing_config_hashes() -> None:
-    """Settings added after configs were first hashed leave the hash alone at their defaults (existing runs stay
-    reusable) and change it when set."""
+def _plateau_curve() -> list[float]:
+    """Validation Recall@20 shaped like LightGCN's on the popularity-plateau split (`data.synthetic.PLATEAU`, lr
+    1e-3): the popularity level (0.202, evaluation noise of +-0.001) from epoch 3 to 22, then a slow climb of about
+    0.0009 per epoch to 0.244 at epoch 70, then a slow decline."""
+    noise = [0.0, 0.001, -0.001, 0.0005, -0.0005]
+    curve = [0.06, 0.19] + [0.202 + noise[e % 5] for e in range(3, 23)]
+    curve += [0.202 + 0.0009 * (e - 22) for e in range(23, 71)]
+    return curve + [curve[-1] - 0.0004 * (e - 70) for e in range(71, 151)]
+
+
+def test_default_rule_trains_past_the_popularity_plateau() -> None:
+    """v0.1's rule (patience 10, no floor, raw curve) stops on the plateau with the popularity-level model; the
+    defaults carry the run past it, keep the best epoch of the climb and stop within patience + smoothing lag of
+    it (not at the cap)."""
+    from llmrec_local.train.config import TrainConfig
+
+    curve = _plateau_curve()
+    old = EarlyStopping(patience=10)
+    assert _run(old, curve) <= 22 and old.best < 0.205
+    d = TrainConfig()
+    new = EarlyStopping(d.patience, d.min_epochs, d.smoothing, d.min_delta)
+    stopped = _run(new, curve)
+    assert new.stopped and new.best_epoch == 70 and 70 + d.patience < stopped <= 70 + d.patience + 5
+
+
+def test_stopping_defaults_are_part_of_the_config_hash() -> None:
+    """The stopping defaults changed on purpose (issue 17), so they are hashed like any setting: runs trained under
+    v0.1's defaults are not reused under the new ones, and setting them back gives v0.1's hash."""
     from llmrec_local.train.config import TrainConfig, train_config_hash
 
-    assert train_config_hash(TrainConfig()) == train_config_hash(TrainConfig(min_epochs=0, smoothing=0.0))
+    v01 = TrainConfig(epochs=200, patience=10, min_epochs=0, smoothing=0.0, min_delta=0.0)
+    assert train_config_hash(TrainConfig()) != train_config_hash(v01)
     assert train_config_hash(TrainConfig(min_epochs=5)) != train_config_hash(TrainConfig())
