@@ -21,8 +21,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_runtime")]
 def test_text_and_image_vectors_on_ray_equal_the_local_ones(dataset: Path, clip_dir: Path, minilm_dir: Path,
                                                             tmp_path: Path) -> None:
     # Two rows per forward pass: the five texts and four poster files make several batches for the two actors.
-    local = EmbedConfig(sources=("item_text", "item_image"), image_model=str(clip_dir), device="cpu", batch_size=2)
-    pooled = dataclasses.replace(local, executor="ray", ray=RaySettings(num_engines=2))
+    # Each run gets its own embedding cache: with the shared one the second run would read every vector from the
+    # first run's cache and the actors would encode nothing.
+    local = EmbedConfig(sources=("item_text", "item_image"), image_model=str(clip_dir), device="cpu", batch_size=2,
+                        cache_dir=str(tmp_path / "cache_local"))
+    pooled = dataclasses.replace(local, executor="ray", ray=RaySettings(num_engines=2),
+                                 cache_dir=str(tmp_path / "cache_ray"))
     here = embed(local, dataset, tmp_path / "local", progress=False)
     there = embed(pooled, dataset, tmp_path / "ray", progress=False)
     for source, n in (("item_text", 6), ("item_image", 6)):
