@@ -7,6 +7,8 @@ these tiny models are below 1e-7). The compile tests take tens of seconds each (
 hence ``slow``.
 """
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -100,9 +102,16 @@ def test_compile_setting_is_runtime_only_and_checked():
         compiled_loss(model, "max-autotune")  # type: ignore[arg-type]
 
 
+#: Compiling on CPU (Inductor, gcc) costs one to several minutes per case; CI checks the two main models and
+#: ``LLMREC_ALL_COMPILE_TESTS=1`` checks every case (all six passed on 2026-12-02 on CPU).
+CI_CASES = ("lightgcn", "llmrec-faithful")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
 def test_compiled_step_equals_eager_on_cpu(case):
+    if case not in CI_CASES and os.environ.get("LLMREC_ALL_COMPILE_TESTS") != "1":
+        pytest.skip(f"{case}: set LLMREC_ALL_COMPILE_TESTS=1 to compile every model (minutes each on CPU)")
     torch._dynamo.reset()
     _check_same_as_eager(case, "default")
 
