@@ -24,6 +24,7 @@ Ray gives an actor ``OMP_NUM_THREADS = max(1, floor(num_cpus))`` threads unless 
 
 from __future__ import annotations
 
+import builtins
 import logging
 import pickle
 import warnings
@@ -143,6 +144,9 @@ def map_batches(make_worker: Callable[[], Worker], batches: Sequence[Any], setti
 
     own = session is None
     session = session or RaySession(settings)
+    # Ray Data replaces builtins.print in the driver for good (its progress-safe print); the caller's process keeps
+    # its own print once the pool is done.
+    driver_print = builtins.print
     session.ensure()
     try:
         context = DataContext.get_current()
@@ -163,5 +167,6 @@ def map_batches(make_worker: Callable[[], Worker], batches: Sequence[Any], setti
             for index, payload in zip(np.asarray(block["index"]).tolist(), block["payload"]):
                 yield int(index), pickle.loads(payload)
     finally:
+        builtins.print = driver_print
         if own:
             session.close()

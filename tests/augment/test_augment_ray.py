@@ -5,6 +5,7 @@ answered twice."""
 
 from __future__ import annotations
 
+import builtins
 import functools
 from pathlib import Path
 from typing import Any
@@ -51,10 +52,12 @@ def test_attributes_job_on_ray_equals_the_single_process_run(dataset_path: Path,
                                                              tmp_path: Path) -> None:
     args = (dataset_path, None, smoke_models_dir)
     local = _run(tmp_path / "local", *args, jobs=("attributes",))
+    driver_print = builtins.print
     pooled = _run(tmp_path / "ray", *args, jobs=("attributes",), executor="ray", ray=POOL)
     manifest = read_manifest(pooled["attributes"])
     assert manifest["counts"]["requests_sent"] == 4
     assert _digests(pooled["attributes"]) == _digests(local["attributes"])
+    assert builtins.print is driver_print  # Ray Data's replacement of print does not outlive the pool
 
 
 @pytest.mark.slow
