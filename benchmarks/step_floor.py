@@ -153,8 +153,9 @@ def product_table(products: list[Product], n_steps: int) -> str:
     return "\n".join(lines)
 
 
-def count_ops(step: Callable[[], Any], device: torch.device, n_steps: int = 3) -> dict[str, float]:
-    """Operator calls per step (CPU) or kernel launches and device kernels per step (CUDA), see the module doc."""
+def profiled(step: Callable[[], Any], device: torch.device, n_steps: int) -> Any:
+    """Run ``n_steps`` steps under torch.profiler (host activity, plus the device's on CUDA, synchronised before the
+    profile closes); returns the profile."""
     from torch.profiler import ProfilerActivity, profile
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
@@ -163,7 +164,12 @@ def count_ops(step: Callable[[], Any], device: torch.device, n_steps: int = 3) -
             step()
         if device.type == "cuda":
             torch.cuda.synchronize()
-    events = prof.events()
+    return prof
+
+
+def count_ops(step: Callable[[], Any], device: torch.device, n_steps: int = 3) -> dict[str, float]:
+    """Operator calls per step (CPU) or kernel launches and device kernels per step (CUDA), see the module doc."""
+    events = profiled(step, device, n_steps).events()
     if device.type == "cuda":
         launches = sum(1 for e in events if e.name in _LAUNCHES)
         kernels = sum(1 for e in events if e.device_type == torch.autograd.DeviceType.CUDA

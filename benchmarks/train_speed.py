@@ -34,7 +34,7 @@ import time
 
 import numpy as np
 import torch
-from step_floor import count_ops, floor_summary, product_table, record_products, time_products
+from step_floor import count_ops, floor_summary, product_table, profiled, record_products, time_products
 
 N_USERS, N_ITEMS, N_EDGES = 13_187, 17_366, 68_933
 
@@ -70,14 +70,7 @@ def peak_rss_mb() -> float:
 def profile_steps(n: int, step, device: torch.device) -> None:  # type: ignore[no-untyped-def]
     """Run ``n`` training steps under torch.profiler; print the operators with the most self time (device time on
     CUDA, host time on CPU) and the host time per step to stderr."""
-    from torch.profiler import ProfilerActivity, profile
-
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    with profile(activities=activities) as prof:
-        for _ in range(n):
-            step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+    prof = profiled(step, device, n)
     key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
     print(prof.key_averages().table(sort_by=key, row_limit=25), file=sys.stderr)
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15), file=sys.stderr)
