@@ -61,13 +61,16 @@ def test_attributes_job_on_ray_equals_the_single_process_run(dataset_path: Path,
 
 
 @pytest.mark.slow
-def test_all_jobs_on_ray_with_a_killed_actor(dataset_path: Path, candidates_path: Path, smoke_models_dir: Path,
-                                             tmp_path: Path) -> None:
+@pytest.mark.parametrize("jobs", [pytest.param(("attributes",), id="attributes"),
+                                  pytest.param(("pairs", "attributes", "profiles"), marks=pytest.mark.extended,
+                                               id="all-jobs")])
+def test_jobs_on_ray_with_a_killed_actor(jobs: tuple[str, ...], dataset_path: Path, candidates_path: Path,
+                                         smoke_models_dir: Path, tmp_path: Path) -> None:
     args = (dataset_path, candidates_path, smoke_models_dir)
-    local = _run(tmp_path / "local", *args)
+    local = _run(tmp_path / "local", *args, jobs=jobs)
     # The actor that gets the batch holding the third attribute request kills itself (SIGKILL) before answering:
     # Ray restarts it and retries that batch; every answer is logged by the actor that produced it.
-    config = AugmentConfig(**CONFIG)
+    config = AugmentConfig(**{**CONFIG, "jobs": jobs})
     victim = AttributesJob(Dataset.load(dataset_path), config).plan()[0][2].key
     log = tmp_path / "answers.log"
     make = LoggingFactory(functools.partial(factory.make_backend, "transformers", "smoke", models_dir=smoke_models_dir),

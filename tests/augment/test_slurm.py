@@ -172,8 +172,9 @@ def _array_of(script: Path) -> str:
 
 
 @pytest.mark.parametrize("jobs,shards,first", [
-    ("pairs", 2, [0, 1]),
-    pytest.param("pairs,attributes,profiles", 3, [0, 2], marks=pytest.mark.slow, id="all-jobs-task-1-fails"),
+    ("pairs", 2, [0]),
+    pytest.param("pairs,attributes,profiles", 3, [0, 2], marks=[pytest.mark.slow, pytest.mark.extended],
+                 id="all-jobs-task-1-fails"),
 ])
 def test_array_tasks_and_merge_run_locally_equal_a_single_process_run(
         jobs: str, shards: int, first: list[int], dataset_path: Path, candidates_path: Path, smoke_models_dir: Path,

@@ -52,9 +52,10 @@ def release_val_is_test(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_runtime() -> Iterator[None]:
-    """A local Ray runtime shared by the executor tests of the session (starting one costs seconds)."""
+    """A local Ray runtime shared by the executor tests of one module (starting one costs seconds). Module scope:
+    an idle runtime's processes (raylet, GCS, workers) would otherwise take CPU from every later test."""
     pytest.importorskip("ray")
     from testkit.ray import start_local_ray
 
