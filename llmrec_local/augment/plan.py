@@ -117,6 +117,23 @@ def _history(ctx: PlanContext, model_id: str, job: str) -> tuple[list[dict[str, 
     return same[-HISTORY_WINDOW:], f"{len(same[-HISTORY_WINDOW:])} earlier job(s) of other kinds"
 
 
+def _fit_costs(records: Sequence[dict[str, Any]]) -> tuple[float, float] | None:
+    """Seconds per computed prompt token `a` and per output token `b` by least squares over the records,
+    ``generate_s ~ a * prefill_tokens + b * completion_tokens`` (prefill and decoding cost very different amounts
+    per token), when the records mix the two in different proportions (jobs of different kinds) and both costs come
+    out positive; None otherwise (one pooled rate is used then)."""
+    p = [float(r["prefill_tokens"]) for r in records]
+    o = [float(r["completion_tokens"]) for r in records]
+    t = [float(r["generate_s"]) for r in records]
+    spp, soo, spo = sum(x * x for x in p), sum(y * y for y in o), sum(x * y for x, y in zip(p, o))
+    det = spp * soo - spo * spo
+    if len(records) < 2 or det <= 1e-6 * spp * soo:
+        return None
+    spt, sot = sum(x * z for x, z in zip(p, t)), sum(y * z for y, z in zip(o, t))
+    a, b = (spt * soo - sot * spo) / det, (sot * spp - spt * spo) / det
+    return (a, b) if a > 0 and b > 0 else None
+
+
 def token_plan(job: str, model_id: str, requests: Sequence[GenRequest], ids: Sequence[Sequence[int]] | None, *,
                batch_size: int, tasks: int, cached: int, ctx: PlanContext, engine_loaded: bool,
                cached_completion: tuple[int, int] = (0, 0)) -> dict[str, Any]:
@@ -165,18 +182,24 @@ def token_plan(job: str, model_id: str, requests: Sequence[GenRequest], ids: Seq
         plan["prefix_cache"] = None
     prefill = prompt - hits
     output = plan["output_tokens_expected"] if plan["output_tokens_expected"] is not None else out_max
-    if records:
+    costs = _fit_costs(records)
+    if costs is not None:
+        gen = costs[0] * prefill + costs[1] * output
+        rate = (prefill + output) / gen if gen > 0 else 0.0
+        source = (f"per-token costs fitted to {which} of this model and backend on this host (prefill "
+                  f"{1 / costs[0]:.0f} tokens/s, output {1 / costs[1]:.0f} tokens/s)")
+    elif records:
         rate = sum(r["prefill_tokens"] + r["completion_tokens"] for r in records) / sum(r["generate_s"]
                                                                                          for r in records)
         source = f"measured by {which} of this model and backend on this host"
-        starts = [r["startup_s"] for r in records if r.get("startup_s")]
-        startup = 0.0 if engine_loaded or not starts else starts[-1]
     else:
         kind = ctx.backend.split("+")[0]
         rate = DEFAULT_TOKENS_PER_S.get(kind, DEFAULT_TOKENS_PER_S["vllm"])
         source = f"DEFAULT {rate:g} tokens/s for {kind} (not measured: no earlier job of this model and backend here)"
-        startup = 0.0
-    gen = (prefill + output) / rate if n else 0.0
+    if costs is None:
+        gen = (prefill + output) / rate if n else 0.0
+    starts = [r["startup_s"] for r in records if r.get("startup_s")]
+    startup = 0.0 if engine_loaded or not starts else starts[-1]
     plan["wall"] = {"estimate_s": round(gen + startup, 1), "generate_s": round(gen, 1),
                     "startup_s": round(startup, 1), "tokens_per_s": round(rate, 1), "source": source,
                     "output_assumed": "expected" if plan["output_tokens_expected"] is not None else "bound"}
@@ -229,11 +252,11 @@ def measured(per_attempt: Sequence[dict[str, Any]], *, generate_s: float, startu
 
 
 def record_throughput(ctx: PlanContext, model_id: str, job: str, result: dict[str, Any]) -> None:
-    """Append this job's measured throughput to the log (nothing when it sent nothing or the log is off). An
-    unwritable log only costs future estimates, never the job."""
+    """Append this job's measured throughput to the log (nothing when it sent nothing or the log is off; the reader
+    skips a record without generation time). An unwritable log only costs future estimates, never the job."""
     rows = result["per_attempt"]
     sent = sum(r["requests"] for r in rows)
-    if ctx.log_path is None or not sent or result["generate_s"] <= 0:
+    if ctx.log_path is None or not sent:
         return
     prompt = sum(r["prompt_tokens"] for r in rows)
     entry = {"host": socket.gethostname(), "model_id": model_id, "backend": ctx.backend, "job": job,
