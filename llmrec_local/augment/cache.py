@@ -102,6 +102,15 @@ class RequestCache:
             )
         return len(answers), len(errors)
 
+    def completion_stats(self) -> tuple[int, int]:
+        """(answers, their completion tokens summed) over every file of this job in the folder: the evidence a token
+        plan's expected output comes from when no earlier job of the model was timed."""
+        n = total = 0
+        for con in (self._own, *self._others):
+            rows, tokens = con.execute("SELECT COUNT(*), COALESCE(SUM(completion_tokens), 0) FROM results").fetchone()
+            n, total = n + int(rows), total + int(tokens)
+        return n, total
+
     def count(self) -> tuple[int, int]:
         """(answers, errors) stored in this process's own file."""
         answers = self._own.execute("SELECT COUNT(*) FROM results").fetchone()[0]

@@ -74,7 +74,12 @@ class AugmentConfig:
         retry_temperature_step: temperature added per retry (capped at 1.5), so a retry explores.
         max_failure_rate: fraction of entities allowed to end without a valid record; above it the job fails.
         history_max_items, history_max_chars: budget for the history section of a prompt (most recent first);
-            the character budget approximates the token budget at ~4 characters per token.
+            the character budget approximates the token budget at ~4 characters per token (the smoke model's
+            tokenizer spends ~2, so characters are a poor proxy: prefer `history_max_tokens`).
+        history_max_tokens: when set, the history section's budget in tokens of the job model's own tokenizer (the
+            history lines as they appear in the prompt, counted exactly), replacing `history_max_chars`; None keeps
+            the character budget (the behaviour before this setting existed). Needs the model folder on disk (also
+            for ``backend = "openai"``: the tokenizer is read locally).
         attribute_fields: item attributes the attribute job asks for.
         max_value_chars: maxLength of every free-text value in the JSON schemas.
         max_list_items: maxItems of the profile lists (genres, directors).
@@ -109,6 +114,7 @@ class AugmentConfig:
     max_failure_rate: float = 0.05
     history_max_items: int = 50
     history_max_chars: int = 4000
+    history_max_tokens: int | None = field(default=None, metadata=ADDED_SETTING)
     attribute_fields: tuple[str, ...] = ("director", "country", "language")
     max_value_chars: int = 48
     max_list_items: int = 5
@@ -136,6 +142,9 @@ class AugmentConfig:
             raise ValueError(f"max_failure_rate must be in [0, 1], got {self.max_failure_rate}")
         if self.history_max_items < 1 or self.history_max_chars < 100:
             raise ValueError("history_max_items must be >= 1 and history_max_chars >= 100")
+        if self.history_max_tokens is not None and self.history_max_tokens < 16:
+            raise ValueError(f"history_max_tokens must be >= 16 when set (one history line needs ~10-30 tokens), got "
+                             f"{self.history_max_tokens}")
         if not self.attribute_fields:
             raise ValueError("attribute_fields must name at least one field (e.g. director)")
         bad = [f for f in self.attribute_fields if not f.replace("_", "").isalnum() or f in ("item", "cache_key")]

@@ -13,8 +13,9 @@ from typing import Any, Protocol
 
 import polars as pl
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..llm.base import GenResult
+from ..llm.tokens import PromptCounter
 from .config import AugmentConfig
 from .parse import ParseFailure, Reason, parse_attributes, parse_pair, parse_profile
 from .prompts import (
@@ -98,9 +99,37 @@ def user_histories(dataset: DatasetLike) -> dict[int, UserHistory]:
             for u, items in zip(grouped["user"].to_list(), grouped["item"].to_list())}
 
 
-def _history(texts: Sequence[ItemText | None], items: Sequence[int], config: AugmentConfig) -> HistorySection:
+class LineCounter:
+    """Token counts of history lines with the model's tokenizer, each distinct line counted once (an item's line is
+    the same in every user's history). Without a tokenizer it only refuses a token budget, naming the fix."""
+
+    def __init__(self, tokenizer: PromptCounter | None, config: AugmentConfig) -> None:
+        self.tokenizer, self.config = tokenizer, config
+        self._known: dict[str, int] = {}
+
+    def __call__(self, texts: Sequence[str]) -> list[int]:
+        if self.tokenizer is None:
+            raise ConfigError(f"augment.history_max_tokens={self.config.history_max_tokens} counts tokens with the "
+                              f"model's tokenizer, but no tokenizer of {self.config.model!r} was given; place the "
+                              "model folder where the registry finds it (--models-dir), or use history_max_chars")
+        new = [t for t in dict.fromkeys(texts) if t not in self._known]
+        self._known.update(zip(new, self.tokenizer.count(new)))
+        return [self._known[t] for t in texts]
+
+
+def _history(texts: Sequence[ItemText | None], items: Sequence[int], config: AugmentConfig,
+             counter: LineCounter) -> HistorySection:
     shown = [texts[i] for i in items if texts[i] is not None]
-    return history_section(shown, max_items=config.history_max_items, max_chars=config.history_max_chars)
+    return history_section(shown, max_items=config.history_max_items, max_chars=config.history_max_chars,
+                           max_tokens=config.history_max_tokens, count_tokens=counter)
+
+
+def history_settings(config: AugmentConfig) -> dict[str, Any]:
+    """The history budget in a job's settings (its identity): the token budget replaces the character budget when
+    set; without it the settings are those from before the token budget existed (same config hashes)."""
+    if config.history_max_tokens is None:
+        return {"history_max_items": config.history_max_items, "history_max_chars": config.history_max_chars}
+    return {"history_max_items": config.history_max_items, "history_max_tokens": config.history_max_tokens}
 
 
 def _value_counts(values: Sequence[str], top: int = 10) -> str:
@@ -142,8 +171,9 @@ class PairsJob:
     template_version = TEMPLATE_VERSIONS["pairs"]
 
     def __init__(self, dataset: DatasetLike, candidates: pl.DataFrame, config: AugmentConfig,
-                 candidates_fingerprint: str, k: int) -> None:
+                 candidates_fingerprint: str, k: int, tokenizer: PromptCounter | None = None) -> None:
         self.dataset, self.config, self.k = dataset, config, k
+        self.counter = LineCounter(tokenizer, config)
         self.texts = item_texts(dataset)
         self.histories = user_histories(dataset)
         self.candidates_fingerprint = candidates_fingerprint
@@ -151,8 +181,7 @@ class PairsJob:
         self.candidates = {u: tuple(items) for u, items in zip(ranked["user"].to_list(), ranked["item"].to_list())}
 
     def settings(self) -> dict[str, Any]:
-        c = self.config
-        return {"k": self.k, "history_max_items": c.history_max_items, "history_max_chars": c.history_max_chars,
+        return {"k": self.k, **history_settings(self.config),
                 "dataset": dataset_fingerprint(self.dataset), "candidates": self.candidates_fingerprint}
 
     def plan(self) -> tuple[list[Task], list[Skipped]]:
@@ -165,7 +194,7 @@ class PairsJob:
                 skipped.append(Skipped(user, key, Reason.NO_CANDIDATES,
                                        f"{len(cands)} titled candidates; a pair needs 2"))
                 continue
-            ctx = _PairContext(_history(self.texts, hist.items, self.config), hist.by_time, cands,
+            ctx = _PairContext(_history(self.texts, hist.items, self.config, self.counter), hist.by_time, cands,
                                frozenset(hist.items))
             tasks.append(Task(user, key, ctx))
         return tasks, skipped
@@ -268,16 +297,16 @@ class ProfilesJob:
     entity = "user"
     template_version = TEMPLATE_VERSIONS["profiles"]
 
-    def __init__(self, dataset: DatasetLike, config: AugmentConfig) -> None:
+    def __init__(self, dataset: DatasetLike, config: AugmentConfig, tokenizer: PromptCounter | None = None) -> None:
         self.dataset, self.config = dataset, config
+        self.counter = LineCounter(tokenizer, config)
         self.texts = item_texts(dataset)
         self.histories = user_histories(dataset)
         self.genres = tuple(dataset.genre_vocabulary())
 
     def settings(self) -> dict[str, Any]:
         c = self.config
-        return {"history_max_items": c.history_max_items, "history_max_chars": c.history_max_chars,
-                "max_value_chars": c.max_value_chars, "max_list_items": c.max_list_items,
+        return {**history_settings(c), "max_value_chars": c.max_value_chars, "max_list_items": c.max_list_items,
                 "genres": list(self.genres), "dataset": dataset_fingerprint(self.dataset)}
 
     def plan(self) -> tuple[list[Task], list[Skipped]]:
@@ -285,7 +314,7 @@ class ProfilesJob:
         skipped: list[Skipped] = []
         for user, key, hist in _users_with_history("profiles", self.dataset.n_users, self.histories, self.texts,
                                                    skipped):
-            tasks.append(Task(user, key, (_history(self.texts, hist.items, self.config), hist.by_time)))
+            tasks.append(Task(user, key, (_history(self.texts, hist.items, self.config, self.counter), hist.by_time)))
         return tasks, skipped
 
     def messages(self, task: Task) -> Messages:

@@ -3,20 +3,22 @@
 Layout of every prompt, chosen for prefix caching: the system message and a fixed preamble (identical for every
 request of a job) come first; the per-user or per-item part (history, candidates) comes last. The history lists
 title, year and genres, most recent first when the dataset has timestamps, truncated to a character budget (about 4
-characters per token); candidates are labelled by their position ``[0]..[K-1]``, the values the JSON schema allows.
+characters per token) or to a token budget counted with the model's own tokenizer; candidates are labelled by their
+position ``[0]..[K-1]``, the values the JSON schema allows.
 
 Each job's template carries a version (`TEMPLATE_VERSIONS`) that enters every request's cache key. Changing any text
 here without bumping the version fails `tests/augment/test_prompts.py` (golden files in `tests/augment/golden/`).
 
 Differences from the original prompts (`docs/llmrec-original.md` §3): answers are JSON constrained by a schema
 instead of ``pos::neg`` strings; candidates are labelled by position instead of internal item ids; the history is
-ordered by time and bounded instead of the full item-id-ordered training row; the profile prompt allows explicit
+ordered by time and bounded (in characters, or in tokens of the model's tokenizer with ``history_max_tokens``)
+instead of the full item-id-ordered training row; the profile prompt allows explicit
 "unknown" values instead of asking the model to guess everything.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..errors import DataError
@@ -58,11 +60,24 @@ class HistorySection:
         return len(self.lines)
 
 
-def history_section(history: Sequence[ItemText], *, max_items: int, max_chars: int) -> HistorySection:
-    """Keep the first items of `history` (callers order it most recent first) while the rendered lines fit both
-    budgets; at least one item is always shown. Raises DataError for an empty history (nothing to reason about)."""
+def history_section(history: Sequence[ItemText], *, max_items: int, max_chars: int,
+                    max_tokens: int | None = None,
+                    count_tokens: Callable[[Sequence[str]], list[int]] | None = None) -> HistorySection:
+    """Keep the first items of `history` (callers order it most recent first) while the rendered lines fit the
+    budgets; at least one item is always shown. Raises DataError for an empty history (nothing to reason about).
+
+    Without `max_tokens` the budget is `max_chars` characters of the lines plus their newlines (a longer first line
+    is cut). With `max_tokens` (and `count_tokens`, the model tokenizer's ``texts -> token counts``) it replaces
+    the character budget: the kept lines, joined by newlines as they appear in the prompt, take at most `max_tokens`
+    tokens (a first line longer than that is shown whole). The per-line counts pick the cut; the joined block is
+    then counted as a whole, because a tokenizer may merge across a line break, and lines are dropped until it fits.
+    """
     if not history:
         raise DataError("cannot build a prompt from an empty history; users without training items are skipped")
+    if max_tokens is not None:
+        if count_tokens is None:
+            raise ValueError("a token budget needs count_tokens (the model's tokenizer)")
+        return _history_by_tokens(history[:max_items], max_tokens, count_tokens, len(history))
     lines: list[str] = []
     used = 0
     for item in history[:max_items]:
@@ -72,6 +87,20 @@ def history_section(history: Sequence[ItemText], *, max_items: int, max_chars: i
         lines.append(line[: max_chars])
         used += len(line) + 1
     return HistorySection(tuple(lines), len(history))
+
+
+def _history_by_tokens(items: Sequence[ItemText], max_tokens: int,
+                       count_tokens: Callable[[Sequence[str]], list[int]], total: int) -> HistorySection:
+    lines = [f"- {item.line()}" for item in items]
+    counts = count_tokens(lines)
+    newline = count_tokens(["\n"])[0]
+    keep, used = 1, counts[0]
+    while keep < len(lines) and used + newline + counts[keep] <= max_tokens:
+        used += newline + counts[keep]
+        keep += 1
+    while keep > 1 and count_tokens(["\n".join(lines[:keep])])[0] > max_tokens:
+        keep -= 1
+    return HistorySection(tuple(lines[:keep]), total)
 
 
 def _history_block(section: HistorySection, by_time: bool) -> str:

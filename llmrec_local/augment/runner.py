@@ -3,18 +3,20 @@
 One `Job` describes what to ask (tasks, messages, schema) and how to read the answers; `run_job` does the rest,
 identically for every job:
 
-1. build attempt 0's request for every task; look each up in the request cache; send only the missing ones, in
-   batches, each batch stored in the cache in one durable transaction as soon as it returns (a "shard" of results);
+1. build attempt 0's request for every task; look each up in the request cache; log the token plan of the missing
+   ones (`plan`: requests, counted prompt tokens, output bound, prefix-cache share, estimated wall time) and send them
+   sorted by their token ids (common prefixes side by side), in batches, each batch stored in the cache in one
+   durable transaction as soon as it returns (a "shard" of results);
 2. parse and domain-check every answer; a failure becomes a failure record (reason, raw text) and, while attempts
    remain, the task gets a new request with a derived seed and a higher temperature (a new cache entry);
 3. if the fraction of tasks left without a valid record exceeds ``max_failure_rate``, raise AugmentError (the
    staging folder with the failures file is kept for inspection, and the cache makes the rerun cheap);
 4. write the records, failures, raw answers used, usage and summary (layout: `llmrec_local.artifacts.augmentation`)
-   and the manifest through ``ArtifactWriter(resume=True)``.
+   and the manifest through ``ArtifactWriter(resume=True)``, with the token plan beside the measured figures.
 
 Requests, seeds and temperatures are pure functions of (config, task, attempt), so a job killed at any instant and
 rerun rebuilds the same requests, finds every finished one in the cache (no repeated LLM call) and writes the same
-records.
+records. The sending order is a pure function of the requests too, so the batches do not depend on the executor.
 """
 
 from __future__ import annotations
@@ -48,6 +50,16 @@ from ..seeding import derive_seed
 from .cache import RequestCache
 from .config import AugmentConfig
 from .parse import ParseFailure, Reason
+from .plan import (
+    PlanContext,
+    comparison_lines,
+    measured,
+    plan_line,
+    prompt_ids,
+    record_throughput,
+    send_order,
+    token_plan,
+)
 from .prompts import Messages
 
 log = logging.getLogger(__name__)
@@ -114,6 +126,8 @@ class LazyBackend:
         self.model_id = model_id
         self._factory = factory
         self._backend: LLMBackend | None = None
+        #: seconds the factory took (the engine start), 0 until the first `generate`
+        self.startup_s = 0.0
 
     @property
     def loaded(self) -> bool:
@@ -123,9 +137,16 @@ class LazyBackend:
     def usage(self) -> UsageStats:
         return self._backend.usage if self._backend is not None else UsageStats()
 
+    @property
+    def block_size(self) -> int | None:
+        """The loaded engine's prefix-cache block size (None before loading, or for a backend without one)."""
+        return getattr(self._backend, "block_size", None)
+
     def generate(self, requests: Sequence[GenRequest]) -> list[GenResult]:
         if self._backend is None:
+            start = time.perf_counter()
             self._backend = self._factory()
+            self.startup_s = time.perf_counter() - start
         return self._backend.generate(requests)
 
     def close(self) -> None:
@@ -144,6 +165,9 @@ class _Outcome:
     send_s: float = 0.0
     new_prompt_tokens: int = 0
     new_completion_tokens: int = 0
+    plan: dict[str, Any] = field(default_factory=dict)
+    per_attempt: list[dict[str, Any]] = field(default_factory=list)
+    startup_s: float = 0.0
 
 
 def select_shard(tasks: Sequence[Task], config: AugmentConfig) -> list[Task]:
@@ -186,10 +210,16 @@ def _timed(stream: Iterator[tuple[int, list[GenResult]]],
         yield item
 
 
+def _prefix_counters(backend: LLMBackend) -> tuple[int, int]:
+    usage = backend.usage
+    return usage.prefix_cache_queries, usage.prefix_cache_hits
+
+
 def _run_attempts(job: Job, tasks: list[Task], backend: LLMBackend, cache: RequestCache,
-                  config: AugmentConfig, progress: bool) -> _Outcome:
+                  config: AugmentConfig, progress: bool, ctx: PlanContext) -> _Outcome:
     out = _Outcome()
     pending = tasks
+    loaded_before = getattr(backend, "loaded", True)
     for attempt in range(config.max_retries + 1):
         if not pending:
             break
@@ -199,6 +229,18 @@ def _run_attempts(job: Job, tasks: list[Task], backend: LLMBackend, cache: Reque
         out.cached += sum(1 for k in set(keys) if k in answers)
         todo = [(r, k) for r, k in zip(requests, keys) if k not in answers]
         todo = list({k: (r, k) for r, k in todo}.values())  # identical requests are sent once
+        # Common prefixes side by side (the same batches in every executor and on every rerun).
+        ids = prompt_ids([r for r, _ in todo], ctx.tokenizer) if todo else None
+        order = send_order([r for r, _ in todo], ids, [k for _, k in todo])
+        todo = [todo[i] for i in order]
+        if attempt == 0:
+            out.plan = token_plan(job.name, backend.model_id, [r for r, _ in todo],
+                                  None if ids is None else [ids[i] for i in order], batch_size=config.batch_size,
+                                  tasks=len(pending), cached=len(pending) - len(todo), ctx=ctx,
+                                  engine_loaded=loaded_before, cached_completion=cache.completion_stats())
+            log.info("%s", plan_line(job.name, backend.model_id, out.plan))
+        sent_before = (out.sent, out.new_prompt_tokens, out.new_completion_tokens)
+        q0, h0 = _prefix_counters(backend)
         bar = tqdm(total=len(todo), desc=f"{job.name} attempt {attempt}", unit="req", disable=not progress,
                    leave=False)
         batches = [todo[start:start + config.batch_size] for start in range(0, len(todo), config.batch_size)]
@@ -221,6 +263,11 @@ def _run_attempts(job: Job, tasks: list[Task], backend: LLMBackend, cache: Reque
                     answers.setdefault(k, res)
             bar.update(len(batch))
         bar.close()
+        q1, h1 = _prefix_counters(backend)
+        out.per_attempt.append({"attempt": attempt, "requests": out.sent - sent_before[0],
+                                "prompt_tokens": out.new_prompt_tokens - sent_before[1],
+                                "completion_tokens": out.new_completion_tokens - sent_before[2],
+                                "prefix_queries": q1 - q0, "prefix_hits": h1 - h0})
         retry = []
         for task, key in zip(pending, keys):
             res = answers[key]
@@ -240,6 +287,8 @@ def _run_attempts(job: Job, tasks: list[Task], backend: LLMBackend, cache: Reque
                 out.records[task.entity] = {job.entity: task.entity, **verdict, "attempt": attempt,
                                             "cache_key": key}
         pending = retry
+    if not loaded_before and getattr(backend, "loaded", False):
+        out.startup_s = getattr(backend, "startup_s", 0.0)
     return out
 
 
@@ -269,7 +318,8 @@ def cost_estimate(job: str, prompt_tokens: int, completion_tokens: int, entities
 
 
 def _summary(job: Job, model_id: str, config: AugmentConfig, counts: dict[str, Any], tokens: dict[str, int],
-             cost: dict[str, Any], records: pl.DataFrame, failures: pl.DataFrame) -> str:
+             cost: dict[str, Any], records: pl.DataFrame, failures: pl.DataFrame,
+             token_plan_record: dict[str, Any]) -> str:
     lines = [
         f"# Augmentation job `{job.name}` ({job.artifact})", "",
         f"- model: `{model_id}` (alias `{config.model}`), template `{job.template_version}`",
@@ -287,6 +337,8 @@ def _summary(job: Job, model_id: str, config: AugmentConfig, counts: dict[str, A
         f"- tokens: {tokens['prompt']} prompt + {tokens['completion']} completion",
         "",
     ]
+    lines += ["## Token plan vs measured (requests sent in this run)", ""]
+    lines += comparison_lines(token_plan_record["planned"], token_plan_record["measured"]) + [""]
     if failures.height:
         lines += ["## Failure reasons (all attempts)", ""]
         lines += [f"- {r}: {n}" for r, n in Counter(failures["reason"].to_list()).most_common()]
@@ -326,8 +378,12 @@ def job_identity(job: Job, config: AugmentConfig, inputs: dict[str, Any]) -> tup
 
 
 def run_job(job: Job, backend: LLMBackend, config: AugmentConfig, path: Path, cache_dir: Path, *,
-            inputs: dict[str, Any], force: bool = False, progress: bool = True) -> Path:
+            inputs: dict[str, Any], force: bool = False, progress: bool = True,
+            plan: PlanContext | None = None) -> Path:
     """Run `job` and write its artifact at `path` (skipped when a complete one for the same config exists).
+
+    `plan` gives the tokenizer, backend kind, prefix-cache block size and throughput log of the token plan
+    (`llmrec_local.augment.plan`); without it the plan counts requests only and no throughput is recorded.
 
     Raises AugmentError when more than ``config.max_failure_rate`` of the asked entities end without a valid
     record; the staging folder keeps ``failures.parquet`` and the cache keeps every answer for the rerun."""
@@ -346,7 +402,12 @@ def run_job(job: Job, backend: LLMBackend, config: AugmentConfig, path: Path, ca
     tag = f"shard-{config.shard_index}-of-{config.shard_count}"
     with ArtifactWriter(path, stage=STAGE, config_hash=chash, resume=True, inputs=digests) as w, \
             RequestCache(cache_dir, job.name, tag) as cache:
-        outcome = _run_attempts(job, tasks, backend, cache, config, progress)
+        ctx = plan if plan is not None else PlanContext()
+        outcome = _run_attempts(job, tasks, backend, cache, config, progress, ctx)
+        result = measured(outcome.per_attempt, generate_s=max(0.0, outcome.send_s - outcome.startup_s),
+                          startup_s=outcome.startup_s, block_size=getattr(backend, "block_size", None))
+        record_throughput(ctx, backend.model_id, job.name, result)
+        token_plan_record = {"planned": outcome.plan, "measured": result}
         skip_rows = [{"key": s.key, "entity": s.entity, "attempt": -1, "reason": str(s.reason),
                       "detail": s.detail, "raw": "", "cache_key": None} for s in skipped_here]
         failures = pl.DataFrame(skip_rows + outcome.failures, schema=failure_schema()).sort(["entity", "attempt"])
@@ -388,10 +449,12 @@ def run_job(job: Job, backend: LLMBackend, config: AugmentConfig, path: Path, ca
             "output_tokens_per_s": (round(outcome.new_completion_tokens / outcome.send_s, 3)
                                     if outcome.send_s > 0 else None),
             "backend_usage": backend.usage.as_dict(),
+            "token_plan": token_plan_record,
         }
         write_usage(w.dir, usage)
         cost = cost_estimate(job.name, tokens["prompt"], tokens["completion"], len(tasks))
-        write_summary(w.dir, _summary(job, backend.model_id, config, counts, tokens, cost, records, failures))
+        write_summary(w.dir, _summary(job, backend.model_id, config, counts, tokens, cost, records, failures,
+                                      token_plan_record))
         w.manifest.update({
             "job": job.name, "artifact": job.artifact, "entity": job.entity,
             "model": {"alias": config.model, "model_id": backend.model_id, "backend": config.backend},
@@ -402,7 +465,7 @@ def run_job(job: Job, backend: LLMBackend, config: AugmentConfig, path: Path, ca
             "shard": {"index": config.shard_index, "count": config.shard_count},
             "settings": job.settings(), "inputs": inputs, "counts": counts, "tokens": tokens,
             "throughput": {k: usage[k] for k in ("requests_per_s", "output_tokens_per_s", "generate_wall_s")},
-            "cost_estimate": cost, "cache": str(cache.path),
+            "cost_estimate": cost, "cache": str(cache.path), "token_plan": token_plan_record,
         })
     log.info("%s: %d/%d valid (%d sent, %d cached) -> %s", job.name, records.height, len(tasks), outcome.sent,
              outcome.cached, path)

@@ -14,16 +14,21 @@ Output layout under `out`:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ..artifacts.candidates import candidates_k, load_candidates
-from ..errors import ConfigError
+from ..errors import BackendError, ConfigError, ModelNotFoundError
 from ..llm.base import LLMBackend
+from ..llm.tokens import PromptCounter, load_prompt_tokenizer, vllm_block_size
 from .config import AugmentConfig
 from .jobs import AttributesJob, DatasetLike, PairsJob, ProfilesJob
+from .plan import PlanContext, default_log_path
 from .runner import Job, LazyBackend, run_job
+
+log = logging.getLogger(__name__)
 
 ARTIFACTS = {"pairs": "pairs", "attributes": "item_attributes", "profiles": "user_profiles"}
 NO_CANDIDATES = ("the pairs job needs candidates: pass a candidates artifact (python -m llmrec_local.candidates, or "
@@ -82,11 +87,11 @@ def make_backend(config: AugmentConfig, *, models_dir: str | Path | None = None,
     return LazyBackend(resolved.model_id, build)
 
 
-def build_jobs(config: AugmentConfig, ds: DatasetLike,
-               candidates: str | Path | None) -> list[tuple[Job, dict[str, str]]]:
+def build_jobs(config: AugmentConfig, ds: DatasetLike, candidates: str | Path | None,
+               tokenizer: PromptCounter | None = None) -> list[tuple[Job, dict[str, str]]]:
     """The configured jobs in run order, each with the artifacts it reads (``{"dataset": path, ...}``, the
     `inputs` of `run_job`). Shared by `augment` and the Slurm generator, which must compute the same artifact
-    identities as the runs it plans."""
+    identities as the runs it plans (identities need no tokenizer; planning the tasks under a token budget does)."""
     dataset_path = str(getattr(ds, "path", ""))
     jobs: list[tuple[Job, dict[str, str]]] = []
     for name in config.jobs:
@@ -95,13 +100,43 @@ def build_jobs(config: AugmentConfig, ds: DatasetLike,
                 raise ConfigError(NO_CANDIDATES)
             cpath = Path(candidates)
             frame, fingerprint = load_candidates(cpath)
-            jobs.append((PairsJob(ds, frame, config, fingerprint, candidates_k(cpath)),
+            jobs.append((PairsJob(ds, frame, config, fingerprint, candidates_k(cpath), tokenizer),
                          {"dataset": dataset_path, "candidates": str(cpath)}))
         elif name == "attributes":
             jobs.append((AttributesJob(ds, config), {"dataset": dataset_path}))
         else:
-            jobs.append((ProfilesJob(ds, config), {"dataset": dataset_path}))
+            jobs.append((ProfilesJob(ds, config, tokenizer), {"dataset": dataset_path}))
     return jobs
+
+
+def plan_context(config: AugmentConfig, *, backend: LLMBackend | None, models_dir: str | Path | None,
+                 base_url: str | None, options: Mapping[str, Any] | None) -> PlanContext:
+    """The token plan's context (`llmrec_local.augment.plan`): the model's tokenizer when its folder is on disk, the
+    backend kind, its prefix-cache block size, and the throughput log of this host.
+
+    Without a local tokenizer (a model served elsewhere, or a stand-in backend) the plan counts requests only; a
+    token budget (``history_max_tokens``) then fails with the registry's message saying where it looked."""
+    from ..llm.factory import resolve_kind
+
+    try:
+        tokenizer: PromptCounter | None = load_prompt_tokenizer(config.model, models_dir)
+    except (ModelNotFoundError, BackendError) as exc:
+        if config.history_max_tokens is not None:
+            raise
+        log.info("token plan without prompt-token counts: no tokenizer for %r (%s)", config.model, exc)
+        tokenizer = None
+    if backend is not None and not isinstance(backend, LazyBackend):
+        kind = {"VLLMBackend": "vllm", "TransformersBackend": "transformers", "OpenAIBackend": "openai",
+                "PooledBackend": "pool"}.get(type(backend).__name__, type(backend).__name__)
+        block = getattr(backend, "block_size", None)
+    else:
+        remote = config.backend == "openai" or (config.backend == "auto" and base_url)
+        kind = "openai" if remote else resolve_kind(config.backend)
+        engine_kwargs = dict((options or {}).get("engine_kwargs") or {})
+        block = vllm_block_size(engine_kwargs) if kind == "vllm" else None
+    if config.executor == "ray":
+        kind = f"{kind}+ray{config.ray.num_engines}"
+    return PlanContext(tokenizer=tokenizer, backend=kind, block_size=block, log_path=default_log_path())
 
 
 def augment(config: AugmentConfig, dataset: DatasetLike | str | Path, out: str | Path, *,
@@ -124,11 +159,12 @@ def augment(config: AugmentConfig, dataset: DatasetLike | str | Path, out: str |
     own = backend is None
     llm = backend if backend is not None else make_backend(config, models_dir=models_dir, base_url=base_url,
                                                            options=backend_options)
+    ctx = plan_context(config, backend=backend, models_dir=models_dir, base_url=base_url, options=backend_options)
     try:
         paths: dict[str, Path] = {"candidates": Path(candidates)} if "pairs" in config.jobs else {}
-        for job, inputs in build_jobs(config, ds, candidates):
+        for job, inputs in build_jobs(config, ds, candidates, ctx.tokenizer):
             paths[job.name] = run_job(job, llm, config, artifact_path(out, job.name, config), cache_dir,
-                                      inputs=inputs, force=force, progress=progress)
+                                      inputs=inputs, force=force, progress=progress, plan=ctx)
     finally:
         if own:
             llm.close()

@@ -14,7 +14,7 @@ from .base import GenRequest, GenResult, LLMBackend, Sampling, UsageStats
 _LAZY = {
     "make_backend": "factory", "resolve_kind": "factory", "vllm_usable": "factory",
     "resolve_model": "registry", "load_registry": "registry", "ResolvedModel": "registry", "ModelEntry": "registry",
-    "build_smoke_model": "smoke",
+    "build_smoke_model": "smoke", "load_prompt_tokenizer": "tokens",
     "VLLMBackend": "vllm_backend", "OpenAIBackend": "openai_backend", "TransformersBackend": "hf_backend",
 }
 

@@ -1,5 +1,6 @@
 """transformers ``generate`` backend with llguidance-constrained JSON, for CPU runs and small GPUs. The only module
-that imports transformers and tokenizers (lazily, inside the functions that use them): the backend, and the builders
+that imports transformers and tokenizers (lazily, inside the functions that use them): the backend, the model's own
+tokenizer for counting prompt tokens (`PromptTokenizer`, used through `llmrec_local.llm.tokens`), and the builders
 of a byte-level BPE tokenizer and a random Qwen2 that `llmrec_local.llm.smoke` assembles into the smoke model.
 
 Requests are rendered with the model's chat template, grouped by sampling settings, sorted by prompt length (less
@@ -238,6 +239,48 @@ class TransformersBackend:
 
     def close(self) -> None:
         self.model = None
+
+
+class PromptTokenizer:
+    """A model folder's own tokenizer and chat template, without the weights: what the augmentation stage counts
+    prompt tokens with (history budgets, the token plan of a job).
+
+    Prompts are rendered exactly as the local backends render them: ``apply_chat_template(messages,
+    add_generation_prompt=True)`` as text, then encoded without adding special tokens (the template writes them), which
+    is also how vLLM's ``LLM.chat`` tokenizes a chat. So ``chat_ids(m)`` has the length the backends report as the
+    request's prompt tokens.
+    """
+
+    def __init__(self, model: str | Path) -> None:
+        path = Path(model).expanduser()
+        try:
+            from transformers import AutoTokenizer
+        except ImportError as exc:
+            raise BackendError(f"counting tokens needs transformers (pip install 'llmrec_local[hf]'); import failed: "
+                               f"{exc}") from exc
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise BackendError(f"transformers could not load the tokenizer of {path}: {exc}") from exc
+        if self.tokenizer.chat_template is None:
+            raise BackendError(f"{path} has no chat template (tokenizer_config.json / chat_template.jinja); "
+                               f"use an instruct model folder")
+        self.path = path
+
+    def count(self, texts: Sequence[str]) -> list[int]:
+        """Tokens of each text encoded on its own (no special tokens added)."""
+        if not texts:
+            return []
+        return [len(ids) for ids in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+
+    def chat_ids(self, conversations: Sequence[Sequence[dict[str, str]]]) -> list[list[int]]:
+        """Token ids of each chat as the model reads it: rendered with the chat template and the generation prompt
+        (``<|im_start|>assistant\\n`` for ChatML), encoded without added special tokens."""
+        if not conversations:
+            return []
+        texts = [self.tokenizer.apply_chat_template(list(m), tokenize=False, add_generation_prompt=True)
+                 for m in conversations]
+        return [list(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
 
 def train_byte_level_bpe(texts: Iterable[str], *, vocab_size: int, special_tokens: Sequence[str], split_regex: str,

@@ -163,6 +163,9 @@ class VLLMBackend:
             raise BackendError(f"vLLM engine failed to start for {path} with {kwargs}: {type(exc).__name__}: "
                                f"{exc}") from exc
         self.startup_s = time.perf_counter() - start
+        # The granularity of prefix-cache hits (full blocks only): what a token plan's expected share is counted in.
+        cache_config = getattr(getattr(getattr(self.llm, "llm_engine", None), "vllm_config", None), "cache_config", None)
+        self.block_size: int | None = getattr(cache_config, "block_size", None)
         log.info("vLLM engine for %s ready in %.1f s (cpu=%s, in_process=%s)", path, self.startup_s, on_cpu,
                  in_process)
 

@@ -16,7 +16,11 @@ StudyResults (JSON-like dict):
             (`llmrec_local.artifacts.tune`)
     augment: {job: {"model": {"alias", "backend", "model_id"}, "requests", "valid", "valid_rate", "retries",
                     "failures", "prompt_tokens", "completion_tokens", "requests_per_s", "output_tokens_per_s",
-                    "prefix_cache_hit_rate", "wall_s", "usd_at_paper_prices", "distributions": {...}}}
+                    "prefix_cache_hit_rate", "wall_s", "usd_at_paper_prices", "distributions": {...},
+                    the token plan beside the measurement (`llmrec_local.augment.plan`): "plan_requests",
+                    "sent_requests", "plan_prompt_tokens", "sent_prompt_tokens", "plan_output_tokens_max",
+                    "plan_output_tokens_expected", "sent_output_tokens", "plan_prefix_cache_share",
+                    "sent_prefix_cache_share", "plan_generate_s", "sent_generate_s"}}
     inspection: {"agreement": {"users", "liked_rate", "random_rate", ...} | None, "notes": [str], "users": [...],
                  "text": str (the inspector's side-by-side view)} or {"error": str}
                  (`llmrec_local.augment.inspect.to_results`)
@@ -46,7 +50,11 @@ HEADLINE_METRICS = ("recall@20", "ndcg@20", "recall@10", "ndcg@10", "recall@50",
 #: Rows of the LLM table, one per statistic (jobs are the columns: a dozen statistics do not fit across).
 _AUGMENT_ROWS = ("model", "requests", "valid", "valid_rate", "retries", "failures", "prompt_tokens",
                  "completion_tokens", "requests_per_s", "output_tokens_per_s", "prefix_cache_hit_rate", "wall_s",
-                 "usd_at_paper_prices")
+                 "usd_at_paper_prices",
+                 # the token plan (before the job) beside the measured figures of the requests sent (attempt 0)
+                 "plan_requests", "sent_requests", "plan_prompt_tokens", "sent_prompt_tokens",
+                 "plan_output_tokens_max", "plan_output_tokens_expected", "sent_output_tokens",
+                 "plan_prefix_cache_share", "sent_prefix_cache_share", "plan_generate_s", "sent_generate_s")
 
 
 @dataclass

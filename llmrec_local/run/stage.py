@@ -167,9 +167,30 @@ def _augment_stats(layout: Layout) -> dict[str, Any]:
             "prefix_cache_hit_rate": usage.get("backend_usage", {}).get("prefix_cache_hit_rate"),
             "wall_s": manifest.get("wall_s"),
             "usd_at_paper_prices": manifest.get("cost_estimate", {}).get("usd_this_run"),
+            **_token_plan_stats(manifest.get("token_plan")),
             "distributions": _value_counts(path),
         }
     return stats
+
+
+def _token_plan_stats(record: dict[str, Any] | None) -> dict[str, Any]:
+    """The token plan of a job beside what its run measured (`llmrec_local.augment.plan`), as report rows; nothing
+    for artifacts written before jobs were planned, and only the plan's request count when no request was sent."""
+    if not record:
+        return {}
+    plan, got = record.get("planned") or {}, record.get("measured") or {}
+    first = got.get("attempt0") or {}
+    wall = plan.get("wall") or {}
+    return {
+        "plan_requests": plan.get("requests"), "sent_requests": first.get("requests"),
+        "plan_prompt_tokens": plan.get("prompt_tokens"), "sent_prompt_tokens": first.get("prompt_tokens"),
+        "plan_output_tokens_max": plan.get("output_tokens_max"),
+        "plan_output_tokens_expected": plan.get("output_tokens_expected"),
+        "sent_output_tokens": first.get("completion_tokens"),
+        "plan_prefix_cache_share": (plan.get("prefix_cache") or {}).get("share"),
+        "sent_prefix_cache_share": first.get("prefix_cache_share"),
+        "plan_generate_s": wall.get("generate_s"), "sent_generate_s": got.get("generate_s"),
+    }
 
 
 def _inspection(layout: Layout, *, seed: int, users: int = 5) -> dict[str, Any]:

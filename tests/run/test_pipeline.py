@@ -76,12 +76,16 @@ def test_full_pipeline_skip_and_reproducibility(raw: Path, tmp_path: Path) -> No
     assert {r["name"] for r in first["runs"]} == {"lightgcn", "llmrec"} and len(first["runs"]) == 4
     assert all(0.0 <= r["metrics"]["recall@20"] <= 1.0 for r in first["runs"])
     assert first["augment"]["pairs"]["valid_rate"] == 1.0
+    # the token plan beside the measured figures (no tokenizer for the fake model: requests only, tokens not counted)
+    assert first["augment"]["pairs"]["plan_requests"] == first["augment"]["pairs"]["sent_requests"] == 40
+    assert first["augment"]["pairs"]["plan_prompt_tokens"] is None
     # the inspector's sample and agreement statistics reach the results and the report
     assert len(first["inspection"]["users"]) == 5 and first["inspection"]["agreement"]["users"] == 40
     assert {c["test"] for c in first["comparisons"]} == {"paired t over users", "paired t over seeds"}
     report = tmp_path / "a" / "report"
     assert "recall@20" in (report / "report.md").read_text() and (report / "report.html").read_text().count("<svg")
     assert "## LLM outputs of sampled users" in (report / "report.md").read_text()
+    assert "| plan_requests | 40 |" in (report / "report.md").read_text()
     assert json.loads((report / "results.json").read_text())["config_hash"] == recipe.hash
     assert (tmp_path / "a" / "recipe.resolved.toml").read_text().startswith(f"# recipe hash: {recipe.hash}")
     n_calls = len(backend.calls)
