@@ -36,6 +36,7 @@ from .config import TrainConfig, selection_mode, train_config_hash
 from .costs import CostEstimator
 from .sampling import TripleSampler
 from .side import SideArrays, SideInputs, resolve_side, side_digests
+from .sizing import resolve_sizes
 from .stopping import EarlyStopping
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,8 @@ def train(
     if reusable(out, "train", run_hash, force=force, inputs=inputs):
         log.info("run %s is complete for this config (hash %s); skipping", out, run_hash)
         return out
+    # "auto" sizes are resolved here, after hashing: the hash covers the literal, the manifest the values.
+    config, sizing = resolve_sizes(config, arrays, select_split)
     try:
         device = torch.device(config.device)
         if device.type == "cuda" and not torch.cuda.is_available():
@@ -230,7 +233,7 @@ def train(
             dataset=dataset_info, side_inputs=side_arrays.description, seed=config.seed, model=config.model.name,
             variant=config.model.variant if config.model.name == "llmrec" else None,
             best_epoch=best_epoch, epochs_run=state["epoch"], stopping=stop, selection_split=select_split,
-            selection=selection, cost_estimate=costs.record,
+            selection=selection, cost_estimate=costs.record, **({"sizing": sizing} if sizing else {}),
             select_metric=config.select_metric, val_metrics=state["best_metrics"], protocol=config.protocol,
             counts={"users": arrays.n_users, "items": arrays.n_items, "train": int(len(arrays.train)),
                     "llm_pairs": 0 if side_arrays.pairs is None else int(len(side_arrays.pairs)),
