@@ -16,7 +16,10 @@ rather than whole epochs keeps the measurement short on a shared machine, and th
 bursts. One validation pass (embeddings + full ranking of the validation users) is timed ``--evals`` times (median).
 
 Prints progress to stderr and, as its LAST stdout line, one JSON object ``{"data", "model", "device", "threads",
-"results": [{"batch_size", "steps_per_epoch", "step_s", "epoch_s", "eval_s", "hours_300_epochs_eval_every_2"}]}``.
+"results": [{"batch_size", "setting", "steps_per_epoch", "step_s", "epoch_s", "eval_s", "eval_every_auto",
+"eval_every_measured", "hours_300_epochs_eval_every_2"}]}``: ``eval_every_auto`` is what ``train.eval_every = "auto"``
+gives (an operation estimate, `llmrec_local.train.sizing`), ``eval_every_measured`` what the same bound (validation at
+most a quarter of training time) gives from the measured seconds: where they differ, the rule is off on this device.
 
     python benchmarks/epoch_cost.py work/ml-small --model lightgcn --batch-sizes 1024 4096 8192
     python benchmarks/epoch_cost.py --synthetic ml1m --model lightgcn --batch-sizes 1024 4096 8192 --steps 5
@@ -76,7 +79,8 @@ def main() -> None:
     p.add_argument("dataset", nargs="?", type=Path, help="a prepared dataset artifact folder")
     p.add_argument("--synthetic", choices=sorted(SIZES), help="synthetic arrays of that dataset's size instead of a dataset")
     p.add_argument("--model", default="lightgcn", choices=["mf", "lightgcn", "sgl", "simgcl"])
-    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1024, 4096, 8192])
+    p.add_argument("--batch-sizes", nargs="+", default=["1024", "4096", "8192"],
+                   help='batch sizes to time; "auto" = what train.batch_size = "auto" gives for this data')
     p.add_argument("--steps", type=int, default=10, help="timed training steps per batch size")
     p.add_argument("--evals", type=int, default=3, help="timed validation passes")
     p.add_argument("--device", default="cpu")
@@ -90,6 +94,7 @@ def main() -> None:
     from llmrec_local.train import ModelConfig, TrainConfig
     from llmrec_local.train.sampling import TripleSampler
     from llmrec_local.train.side import SideArrays
+    from llmrec_local.train.sizing import auto_batch_size, auto_eval_every, operation_counts, propagation_layers
     from llmrec_local.train.stage import make_model, make_optimizer
 
     data = synthetic(args.synthetic) if args.synthetic else load_dataset(args.dataset)[0]
@@ -97,7 +102,10 @@ def main() -> None:
           f"{torch.get_num_threads()} torch threads", file=sys.stderr)
     device = torch.device(args.device)
     results = []
-    for batch_size in args.batch_sizes:
+    for choice in args.batch_sizes:
+        if choice != "auto" and not choice.isdigit():
+            p.error(f"--batch-sizes: {choice!r} is neither a positive integer nor auto")
+        batch_size = auto_batch_size(len(data.train)) if choice == "auto" else int(choice)
         config = TrainConfig(model=ModelConfig(name=args.model), batch_size=batch_size, device=args.device)
         model = make_model(config, data, SideArrays(None, None, {}, None, None, {}), device)
         optimizer = make_optimizer(model, config.lr, model.default_weight_decay)
@@ -126,8 +134,15 @@ def main() -> None:
         eval_s = _median_time(validate, args.evals)
         steps = sampler.steps_per_epoch(batch_size)
         epoch_s = step_s * steps
-        row = {"batch_size": batch_size, "steps_per_epoch": steps, "step_s": round(step_s, 4),
+        # eval_every = "auto" (the operation estimate) beside what the measured times would give under the same
+        # bound (validation at most a quarter of training): the check of the rule on this data and device.
+        counts = operation_counts(n_users=data.n_users, n_items=data.n_items, n_train=len(data.train),
+                                  n_eval_users=len(np.unique(data.val[:, 0])), batch_size=batch_size,
+                                  dim=config.model.dim, layers=propagation_layers(config))
+        row = {"batch_size": batch_size, "setting": choice, "steps_per_epoch": steps, "step_s": round(step_s, 4),
                "epoch_s": round(epoch_s, 1), "eval_s": round(eval_s, 2),
+               "eval_every_auto": auto_eval_every(counts["evaluation_per_epoch"], config.patience),
+               "eval_every_measured": auto_eval_every(eval_s / epoch_s, config.patience),
                "hours_300_epochs_eval_every_2": round((300 * epoch_s + 150 * eval_s) / 3600, 2)}
         print(json.dumps(row), file=sys.stderr)
         results.append(row)

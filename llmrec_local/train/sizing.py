@@ -28,7 +28,9 @@ The scoring is one dense matrix product, which runs faster per operation than a 
 element-wise work: :data:`GEMM_SPEEDUP` = 4 is the middle of what benchmarks/epoch_cost.py measured on CPU (2.4 to
 5.8; on a GPU the product is relatively cheaper still, so the rule then errs towards evaluating less often than
 needed, never more). The cap keeps at least two evaluations within the early-stopping patience. LLMRec's extra
-terms (features, augmented triples) are not counted: its epoch costs more, so the interval errs short.
+work (feature projections, augmented triples) is not counted: its epochs cost more than estimated, so for LLMRec the
+interval errs long; give LLMRec runs an explicit ``eval_every`` (a Netflix-scale LLMRec validation costs 0.17 of an
+epoch on CPU and 0.02 on an H200, docs/results.md: every epoch is cheap there).
 """
 
 from __future__ import annotations
