@@ -149,11 +149,12 @@ def text_lengths(texts: Sequence[str | None]) -> dict[str, float | int]:
 
 
 def _read_columns(path: Path, columns: Sequence[tuple[str, str]], where: str) -> pl.DataFrame:
-    """The table at `path`, checked to exist and to hold each ``(column, setting)`` of `columns`."""
+    """The table at `path`, checked to exist and to hold each ``(column, setting)`` of `columns`; id columns of a
+    CSV/TSV are read as written (``0114709`` stays ``"0114709"``), since ids are compared as text."""
     if not path.is_file():
         raise DataError(f"{where}: the file does not exist; fix the path (relative paths are relative to the "
                         f"directory you run from)")
-    frame = read_table(path)
+    frame = read_table(path, text_columns=[c for c, key in columns if key != "text_column"])
     for column, key in columns:
         if column not in frame.columns:
             raise DataError(f"{where}: no column {column!r} (columns: {frame.columns}); set {key} to one of them")

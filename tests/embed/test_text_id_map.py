@@ -77,6 +77,17 @@ def test_numeric_ids_in_json_and_parquet_are_compared_as_text(dataset: Path, tmp
     assert read_manifest(path)["inputs"]["matched_ids"] == 4
 
 
+def test_csv_ids_are_read_as_written(dataset: Path, tmp_path: Path) -> None:
+    # MovieLens' links.csv writes imdbId with leading zeros: read as integers they would no longer match the text
+    texts = tmp_path / "plots.csv"
+    texts.write_text("imdb,plot\n" + "".join(f"00{i}7,{t}\n" for i, t in enumerate(TEXTS.values())))
+    links = tmp_path / "links.csv"
+    links.write_text("movieId,imdbId\n" + "".join(f"m{i},00{i}7\n" for i in range(4)))
+    path = embed(_config(texts, IdMap(links, "imdbId", "movieId"), id_column="imdb", text_column="plot"), dataset,
+                 tmp_path / "e", progress=False)["item_text"]
+    assert read_manifest(path)["inputs"]["matched_ids"] == 4
+
+
 def test_a_map_that_cannot_decide_an_entity_text_is_an_error(dataset: Path, tmp_path: Path) -> None:
     texts = tmp_path / "texts.csv"
     pl.DataFrame({"imdb": list(TEXTS), "text": list(TEXTS.values())}).write_csv(texts)
