@@ -29,6 +29,10 @@ class ModelConfig:
     cl_weight (lambda, >= 0; 0 = no contrastive term) and cl_temp (tau, > 0): the InfoNCE of SGL and SimGCL
     (papers' defaults 0.1 and 0.2; SimGCL tunes lambda per dataset). edge_drop_rate (rho, [0, 1)): SGL-ED's edge
     dropout (0.1). noise_eps (eps, >= 0): the length of SimGCL's per-layer noise (0.1).
+    init_from (MF, LightGCN, SGL, SimGCL): start the item table from the run's item text vectors ("item_text") and/or
+    the user table from its user text vectors ("user_text": the side input user_text or user_profiles), each reduced to
+    `dim` by a seeded fixed Gaussian projection and scaled to the default init's std 0.1
+    (`llmrec_local.train.init_from`); entities without a text keep the random init. () = random init (default).
     """
 
     name: Literal["mf", "lightgcn", "sgl", "simgcl", "llmrec"] = "llmrec"
@@ -53,8 +57,14 @@ class ModelConfig:
     cl_temp: float = field(default=0.2, metadata=ADDED_SETTING)
     edge_drop_rate: float = field(default=0.1, metadata=ADDED_SETTING)
     noise_eps: float = field(default=0.1, metadata=ADDED_SETTING)
+    init_from: tuple[Literal["item_text", "user_text"], ...] = field(default=(), metadata=ADDED_SETTING)
 
     def __post_init__(self) -> None:
+        if self.init_from and self.name == "llmrec":
+            raise ValueError("init_from starts MF/LightGCN/SGL/SimGCL tables from text; LLMRec already takes the "
+                             "texts as features (side = [...]): leave init_from empty")
+        if len(set(self.init_from)) != len(self.init_from):
+            raise ValueError(f"init_from lists a table twice: {list(self.init_from)}")
         if self.dim < 1 or self.n_layers < 0 or self.id_layers < 1:
             raise ValueError("dim must be >= 1, n_layers >= 0 and id_layers >= 1")
         if self.prune_drop_rate is not None and not 0.0 <= self.prune_drop_rate < 1.0:
