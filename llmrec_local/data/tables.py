@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import polars as pl
@@ -16,8 +17,11 @@ from ..errors import DataError
 from .loaders.base import undecodable_error
 
 
-def read_table(path: Path) -> pl.DataFrame:
+def read_table(path: Path, text_columns: Sequence[str] = ()) -> pl.DataFrame:
     """A parquet, CSV, TSV, JSON (an array of objects) or JSON-lines file as a frame (DataError for other suffixes).
+
+    `text_columns` (ids, mostly) are read from CSV/TSV as written, not as the reader's guess of a type: ``0114709``
+    stays ``"0114709"``, not the integer 114709 (other formats store their types).
 
     CSV/TSV text must be UTF-8 (a byte-order mark is allowed): bytes that do not decode are a DataError naming the
     offset, never replaced, as in the dataset loaders; a damaged file is a DataError naming it, not a polars error.
@@ -42,7 +46,7 @@ def read_table(path: Path) -> pl.DataFrame:
             raise undecodable_error(path, data, exc, "UTF-8", "re-save the file as UTF-8 (e.g. in Python: "
                                     "open(f, encoding='latin-1').read() written back with encoding='utf-8')") from exc
         return pl.read_csv(io.BytesIO(data), separator="\t" if path.suffix == ".tsv" else ",",
-                           infer_schema_length=10000)
+                           infer_schema_length=10000, schema_overrides={c: pl.String for c in text_columns})
     except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
         raise DataError(f"{path}: cannot read this table ({type(exc).__name__}: {exc}); check it is a complete, "
                         f"valid {path.suffix.lstrip('.')} file") from exc

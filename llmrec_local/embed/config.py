@@ -13,6 +13,32 @@ from .sources import DEFAULT_ITEM_TEXT_FIELDS, SOURCES
 
 
 @dataclass(frozen=True)
+class IdMap:
+    """A separate file translating the ids of a text table into the dataset's external ids.
+
+    A text table is often keyed by another id than the dataset's (an IMDb id, a row number of the release): with
+    ``id_map = { path = "links.csv", from_column = "imdbId", to_column = "movieId" }`` each row's id is looked up in
+    the map's `from_column` and replaced by that row's `to_column` value, which is then matched against the dataset
+    (ids compared as text on both sides). Same file types as the text table. A key listed twice with different
+    targets, or two keys whose rows carry different texts landing on one dataset id, is an error.
+
+    Attributes:
+        path: a CSV, TSV, parquet, JSON (array of objects) or JSON-lines file.
+        from_column: the column holding the text table's ids.
+        to_column: the column holding the dataset's external ids (``items.item_id`` / ``users.user_id``).
+    """
+
+    path: Path
+    from_column: str
+    to_column: str
+
+    def __post_init__(self) -> None:
+        if self.from_column == self.to_column:
+            raise ValueError(f"id_map: from_column and to_column are both {self.from_column!r}; name the column of "
+                             f"the text table's ids and the column of the dataset's ids")
+
+
+@dataclass(frozen=True)
 class TextTable:
     """A free-text side input brought as a file: one row per entity, its external id and its text.
 
@@ -24,12 +50,15 @@ class TextTable:
         min_coverage: the smallest share of the dataset's entities that must get a text; below it the embed stage
             stops (the ids are most likely of another form or another dataset), above it unmatched ids are a
             warning. Either way the counts and examples of unmatched ids go to the manifest.
+        id_map: when `id_column` holds ids of another form, the file translating them into the dataset's (`IdMap`);
+            the alignment counts then count through the map. None: `id_column` holds the dataset's ids.
     """
 
     path: Path
     id_column: str = "id"
     text_column: str = "text"
     min_coverage: float = 0.5
+    id_map: IdMap | None = field(default=None, metadata=ADDED_SETTING)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.min_coverage <= 1.0:

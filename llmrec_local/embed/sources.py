@@ -10,8 +10,9 @@ Sources (``EmbedConfig.sources``):
   (``"Christopher Nolan"``); ``concat`` gives one source ``item_attributes`` with ``"director: X. country: Y"``.
 * ``user_profiles``: the ``profile_text`` column of ``augment/user_profiles/records.parquet``.
 * ``item_text`` / ``user_text`` from a file (``embed.item_text_file`` / ``embed.user_text_file``): free text written
-  elsewhere (descriptions, LLM-written profiles), one row per external id, mapped onto the dataset's entities
-  through its id vocabulary (:func:`text_table_inputs`, with alignment counts in the manifest).
+  elsewhere (descriptions, LLM-written profiles), one row per external id (the dataset's, or another id translated by
+  a separate id map file), mapped onto the dataset's entities through its id vocabulary (:func:`text_table_inputs`,
+  with alignment counts in the manifest).
 * ``item_image``: the poster file of each item, from ``items.image_path`` (absolute or relative to the dataset
   folder) or from an image folder holding ``<item_id>.<ext>``.
 
@@ -39,7 +40,7 @@ from ..hashing import file_sha256
 
 if TYPE_CHECKING:
     from ..ids import IdVocabulary
-    from .config import TextTable
+    from .config import IdMap, TextTable
 
 log = logging.getLogger(__name__)
 
@@ -147,38 +148,93 @@ def text_lengths(texts: Sequence[str | None]) -> dict[str, float | int]:
             "max": int(lengths.max()), "mean": round(float(lengths.mean()), 1)}
 
 
-def text_table_inputs(table: TextTable, vocabulary: IdVocabulary, source: str) -> SourceInputs:
-    """Free-text inputs of `source` (``item_text`` / ``user_text``) from a file of (external id, text) rows.
+def _read_columns(path: Path, columns: Sequence[tuple[str, str]], where: str) -> pl.DataFrame:
+    """The table at `path`, checked to exist and to hold each ``(column, setting)`` of `columns`; id columns of a
+    CSV/TSV are read as written (``0114709`` stays ``"0114709"``), since ids are compared as text."""
+    if not path.is_file():
+        raise DataError(f"{where}: the file does not exist; fix the path (relative paths are relative to the "
+                        f"directory you run from)")
+    frame = read_table(path, text_columns=[c for c, key in columns if key != "text_column"])
+    for column, key in columns:
+        if column not in frame.columns:
+            raise DataError(f"{where}: no column {column!r} (columns: {frame.columns}); set {key} to one of them")
+    return frame
 
-    Each row's id is looked up in the dataset's `vocabulary` (ids compared as text). Rows whose id is unknown are
-    left out and counted; an entity the file does not mention (or whose text is empty) has no input. Alignment
-    checks: an id listed twice with different texts is an error; no entity with a text, or fewer than
-    ``table.min_coverage`` of the dataset's entities, is an error naming examples of both id forms and the fix;
-    any unmatched row or uncovered entity otherwise is a warning. The counts, examples of unmatched ids and the text lengths go to
-    `details` (the artifact manifest's ``inputs``).
+
+def _id_text(value: Any) -> str:
+    """An id as compared across files: its stripped text form ("" for null)."""
+    return "" if value is None else str(value).strip()
+
+
+def read_id_map(id_map: IdMap, where: str) -> tuple[dict[str, str], dict[str, Any]]:
+    """The map ``from id -> dataset id`` of `id_map` and its manifest record.
+
+    Rows with an empty key or target are skipped (a links file leaves some targets blank) and counted; a row
+    repeated verbatim is harmless; a key listed with two different targets is a DataError naming the key.
+    """
+    path = Path(id_map.path)
+    where = f"{where} id_map ({path})"
+    frame = _read_columns(path, ((id_map.from_column, "from_column"), (id_map.to_column, "to_column")), where)
+    mapping: dict[str, str] = {}
+    skipped = 0
+    for key, target in zip(map(_id_text, frame[id_map.from_column].to_list()),
+                           map(_id_text, frame[id_map.to_column].to_list())):
+        if not key or not target:
+            skipped += 1
+            continue
+        if mapping.setdefault(key, target) != target:
+            raise DataError(f"{where}: {id_map.from_column} {key!r} is listed twice, mapped to {mapping[key]!r} "
+                            f"and to {target!r}; keep one row per {id_map.from_column} (a map sends each id to one "
+                            f"{id_map.to_column})")
+    return mapping, {"file": str(path.resolve()), "file_sha256": file_sha256(path),
+                     "from_column": id_map.from_column, "to_column": id_map.to_column, "rows": frame.height,
+                     "keys": len(mapping), "rows_without_key_or_target": skipped}
+
+
+def text_table_inputs(table: TextTable, vocabulary: IdVocabulary, source: str) -> SourceInputs:
+    """Free-text inputs of `source` (``item_text`` / ``user_text``) from a file of (id, text) rows.
+
+    Each row's id (through ``table.id_map`` when set: text id -> the map's dataset id) is looked up in the dataset's
+    `vocabulary` (ids compared as text). Rows whose id is unknown (or, with a map, absent from the map) are left out
+    and counted; an entity the file does not mention (or whose text is empty) has no input. Alignment checks: an id
+    listed twice with different texts is an error, and so are two text ids that the map sends to one entity with
+    different texts; no entity with a text, or fewer than ``table.min_coverage`` of the dataset's entities, is an
+    error naming examples of the id forms and the fix; any unmatched row or uncovered entity otherwise is a
+    warning. The counts (of the text table's ids: matched ones reached a dataset entity), examples of unmatched ids
+    and the text lengths go to `details` (the artifact manifest's ``inputs``; ``id_map`` has the map's own counts).
     """
     path = Path(table.path)
     entity = vocabulary.entity
     where = f"embed.{source}_file ({path})"
-    if not path.is_file():
-        raise DataError(f"{where}: the file does not exist; fix the path (relative paths are relative to the "
-                        f"directory you run from)")
-    frame = read_table(path)
-    for column, key in ((table.id_column, "id_column"), (table.text_column, "text_column")):
-        if column not in frame.columns:
-            raise DataError(f"{where}: no column {column!r} (columns: {frame.columns}); set {key} to one of them")
-    ids = ["" if v is None else str(v).strip() for v in frame[table.id_column].to_list()]
-    texts = [_as_text(v) for v in frame[table.text_column].to_list()]
+    frame = _read_columns(path, ((table.id_column, "id_column"), (table.text_column, "text_column")), where)
     by_id: dict[str, str | None] = {}
-    for external, text in zip(ids, texts):
+    for external, text in zip(map(_id_text, frame[table.id_column].to_list()),
+                              map(_as_text, frame[table.text_column].to_list())):
         if external in by_id and by_id[external] != text:
             raise DataError(f"{where}: {entity} id {external!r} is listed twice with different texts; keep one row "
                             f"per id")
         by_id[external] = text
-    known = [i for i in by_id if i in vocabulary]
-    unknown = [i for i in by_id if i not in vocabulary]
+    map_details: dict[str, Any] | None = None
+    if table.id_map is not None:
+        mapping, map_details = read_id_map(table.id_map, where)
+        not_in_map = [i for i in by_id if i not in mapping]
+        target = {i: mapping[i] for i in by_id if i in mapping}
+        outside = [i for i in target if target[i] not in vocabulary]
+        map_details.update(not_in_map=len(not_in_map), not_in_map_examples=not_in_map[:UNMATCHED_EXAMPLES],
+                           mapped_outside_dataset=len(outside),
+                           mapped_outside_examples=[f"{i} -> {target[i]}" for i in outside[:UNMATCHED_EXAMPLES]])
+    else:
+        target = dict(zip(by_id, by_id))
+    known = [i for i in target if target[i] in vocabulary]
+    unknown = [i for i in by_id if i not in known]
     inputs: list[str | None] = [None] * len(vocabulary)
-    for external, index in zip(known, vocabulary.index(known).tolist()):
+    reached_by: dict[int, str] = {}
+    for external, index in zip(known, vocabulary.index([target[i] for i in known]).tolist()):
+        if index in reached_by and by_id[reached_by[index]] != by_id[external]:
+            raise DataError(f"{where}: ids {reached_by[index]!r} and {external!r} of the text table both map to "
+                            f"{entity} id {target[external]!r} with different texts; keep one of them in the id_map "
+                            f"(or in the text table), so each {entity} gets one text")
+        reached_by.setdefault(index, external)
         inputs[index] = by_id[external]
     covered = sum(t is not None for t in inputs)
     coverage = covered / len(vocabulary) if len(vocabulary) else 0.0
@@ -189,17 +245,29 @@ def text_table_inputs(table: TextTable, vocabulary: IdVocabulary, source: str) -
         "empty_texts": sum(by_id[i] is None for i in known), "entities": len(vocabulary),
         "entities_with_text": covered, "coverage": round(coverage, 4), "min_coverage": table.min_coverage,
         "text_lengths": text_lengths(inputs)}
+    if map_details is not None:
+        details["id_map"] = map_details
     if coverage < table.min_coverage or not covered:
+        if map_details is not None:
+            cause = (f"{map_details['not_in_map']} of the file's {len(by_id)} ids are not {table.id_map.from_column} "
+                     f"values of the id_map (e.g. {map_details['not_in_map_examples'][:3]}; the map's look like "
+                     f"{list(mapping)[:3]}) and {map_details['mapped_outside_dataset']} map to ids that are not "
+                     f"{entity} ids of the dataset (e.g. {map_details['mapped_outside_examples'][:3]}; the dataset's "
+                     f"look like {vocabulary.ids[:3]}). Point id_column at the column the map's "
+                     f"{table.id_map.from_column} holds and to_column at the dataset's {entity} ids, ")
+        else:
+            cause = (f"{len(unknown)} of the file's {len(by_id)} ids are not {entity} ids of the dataset (e.g. "
+                     f"{unknown[:3]}; the dataset's look like {vocabulary.ids[:3]}). Point id_column at the column "
+                     f"holding the dataset's {entity} ids, add an id_map when the file uses other ids, ")
         raise DataError(
             f"{where}: only {covered} of the dataset's {len(vocabulary)} {entity}s got a text ({coverage:.1%}, "
-            f"min_coverage {table.min_coverage:.0%}); {len(unknown)} of the file's {len(by_id)} ids are not "
-            f"{entity} ids of the dataset (e.g. {unknown[:3]}; the dataset's look like {vocabulary.ids[:3]}). Point "
-            f"id_column at the column holding the dataset's {entity} ids, convert the ids to the dataset's form, "
-            f"or lower min_coverage if the file really covers only part of the {entity}s")
+            f"min_coverage {table.min_coverage:.0%}); {cause}convert the ids to the dataset's form, or lower "
+            f"min_coverage if the file really covers only part of the {entity}s")
     if unknown or covered < len(vocabulary):
-        log.warning("%s: %d of %d %ss got a text (%.1f%%); %d ids of the file are not in the dataset (e.g. %s)",
+        log.warning("%s: %d of %d %ss got a text (%.1f%%); %d ids of the file %s (e.g. %s)",
                     where, covered, len(vocabulary), entity, 100 * coverage, len(unknown),
-                    unknown[:UNMATCHED_EXAMPLES])
+                    "are not in the id_map or map outside the dataset" if map_details is not None
+                    else "are not in the dataset", unknown[:UNMATCHED_EXAMPLES])
     return SourceInputs(source, entity, "text", np.arange(len(vocabulary), dtype=np.int64), inputs, source,
                         details)
 

@@ -212,9 +212,11 @@ def parse_recipe(data: Mapping[str, Any], overrides: Sequence[str] = ()) -> Reci
         raise ConfigError("recipe: runs use user_text but embed.sources does not list it; add \"user_text\" to "
                           "[embed].sources and set embed.user_text_file")
     for run in runs:
-        if run.side and run.train.model.name != "llmrec" and set(run.side) != {"pairs"}:
+        text_init = {"item_text", "user_text", "user_profiles"} if run.train.model.init_from else set()
+        if run.side and run.train.model.name != "llmrec" and not set(run.side) <= {"pairs"} | text_init:
             raise ConfigError(f"runs.{run.name}: model {run.train.model.name!r} uses no side features; "
-                              "only the llmrec model does (MF and LightGCN accept side = [\"pairs\"])")
+                              "only the llmrec model does (MF and LightGCN accept side = [\"pairs\"], and the text "
+                              "inputs named by model.init_from)")
     if meta.baseline is not None and meta.baseline not in {r.name for r in runs}:
         raise ConfigError(f"recipe.baseline: {meta.baseline!r} is not one of the runs {[r.name for r in runs]}")
     tune = _tune(data["tune"], runs) if "tune" in data else None

@@ -29,6 +29,10 @@ class ModelConfig:
     cl_weight (lambda, >= 0; 0 = no contrastive term) and cl_temp (tau, > 0): the InfoNCE of SGL and SimGCL
     (papers' defaults 0.1 and 0.2; SimGCL tunes lambda per dataset). edge_drop_rate (rho, [0, 1)): SGL-ED's edge
     dropout (0.1). noise_eps (eps, >= 0): the length of SimGCL's per-layer noise (0.1).
+    init_from (MF, LightGCN, SGL, SimGCL): start the item table from the run's item text vectors ("item_text") and/or
+    the user table from its user text vectors ("user_text": the side input user_text or user_profiles), each reduced to
+    `dim` by a seeded fixed Gaussian projection and scaled to the default init's std 0.1
+    (`llmrec_local.train.init_from`); entities without a text keep the random init. () = random init (default).
     """
 
     name: Literal["mf", "lightgcn", "sgl", "simgcl", "llmrec"] = "llmrec"
@@ -53,8 +57,14 @@ class ModelConfig:
     cl_temp: float = field(default=0.2, metadata=ADDED_SETTING)
     edge_drop_rate: float = field(default=0.1, metadata=ADDED_SETTING)
     noise_eps: float = field(default=0.1, metadata=ADDED_SETTING)
+    init_from: tuple[Literal["item_text", "user_text"], ...] = field(default=(), metadata=ADDED_SETTING)
 
     def __post_init__(self) -> None:
+        if self.init_from and self.name == "llmrec":
+            raise ValueError("init_from starts MF/LightGCN/SGL/SimGCL tables from text; LLMRec already takes the "
+                             "texts as features (side = [...]): leave init_from empty")
+        if len(set(self.init_from)) != len(self.init_from):
+            raise ValueError(f"init_from lists a table twice: {list(self.init_from)}")
         if self.dim < 1 or self.n_layers < 0 or self.id_layers < 1:
             raise ValueError("dim must be >= 1, n_layers >= 0 and id_layers >= 1")
         if self.prune_drop_rate is not None and not 0.0 <= self.prune_drop_rate < 1.0:
@@ -108,7 +118,10 @@ class TrainConfig:
     "val" under standard, "test" under paper), "val" (the best validation value; a dataset without validation pairs
     is an error), "test" (paper protocol only) or "last" (no model selection, no early stopping: the last epoch is
     kept and nothing is evaluated during training). select_metric: e.g. recall@20. eval_every: evaluate every n
-    epochs. Early stopping (`llmrec_local.train.stopping`): stop after more than `patience` **epochs** without an
+    epochs. batch_size = "auto" / eval_every = "auto": sized to the dataset at the start of the run by a fixed rule of
+its sizes (about 100 steps per epoch; validation at most a quarter of training time by an operation estimate;
+`llmrec_local.train.sizing`); the literal "auto" is hashed, the values are logged and in the manifest (``sizing``).
+Early stopping (`llmrec_local.train.stopping`): stop after more than `patience` **epochs** without an
     improvement of the validation curve smoothed with weight `smoothing` (0 = raw) by more than `min_delta`, never
     before `min_epochs`; the checkpoint kept is the best raw validation value. Defaults: at least 50 epochs (a
     popularity plateau lasts tens of epochs on sparse splits), patience 20 epochs, smoothing 0.5, min_delta 1e-4,
@@ -121,14 +134,14 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     seed: int = 0
     epochs: int = 300
-    batch_size: int = 1024
+    batch_size: int | Literal["auto"] = 1024
     lr: float = 1e-3
     weight_decay: float | None = None
     aug_sample_rate: float = 0.1
     noise_rate: float = 0.0
     protocol: Literal["standard", "paper"] = "standard"
     select_metric: str = "recall@20"
-    eval_every: int = 1
+    eval_every: int | Literal["auto"] = 1
     # Stopping defaults chosen on a popularity-plateau split and ml-latest-small (docs/results.md, "Early
     # stopping"); they changed on purpose from v0.1's patience = 10 evaluations and no floor, so no ADDED_SETTING.
     patience: int = 20
@@ -142,8 +155,12 @@ class TrainConfig:
     compile: Literal["off", "default", "reduce-overhead"] = field(default="off", metadata=ADDED_SETTING)
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.eval_every < 1 or self.patience < 0:
-            raise ValueError("epochs, batch_size and eval_every must be >= 1 and patience >= 0")
+        for name in ("batch_size", "eval_every"):
+            value = getattr(self, name)
+            if value != "auto" and (isinstance(value, str) or value < 1):
+                raise ValueError(f"{name} must be >= 1 or \"auto\", got {value!r}")
+        if self.epochs < 1 or self.patience < 0:
+            raise ValueError("epochs must be >= 1 and patience >= 0")
         if self.min_epochs < 0 or self.min_delta < 0 or not 0.0 <= self.smoothing < 1.0:
             raise ValueError(f"need min_epochs >= 0, min_delta >= 0 and 0 <= smoothing < 1, got {self.min_epochs}, "
                              f"{self.min_delta}, {self.smoothing}")

@@ -34,8 +34,10 @@ from ..seeding import derive_seed
 from .compiled import TrainStep
 from .config import TrainConfig, selection_mode, train_config_hash
 from .costs import CostEstimator
+from .init_from import apply_init_from
 from .sampling import TripleSampler
 from .side import SideArrays, SideInputs, resolve_side, side_digests
+from .sizing import resolve_sizes
 from .stopping import EarlyStopping
 
 log = logging.getLogger(__name__)
@@ -48,8 +50,11 @@ def make_model(config: TrainConfig, arrays: InteractionArrays, side: SideArrays,
     if config.model.name == "llmrec":
         kwargs.update(item_text=side.item_text, item_image=side.item_image,
                       item_attributes=side.item_attributes or None, user_profiles=side.user_profiles)
-    return build_model(config.model.name, n_users=arrays.n_users, n_items=arrays.n_items, train=arrays.train,
-                       device=device, **kwargs)
+    model = build_model(config.model.name, n_users=arrays.n_users, n_items=arrays.n_items, train=arrays.train,
+                        device=device, **kwargs)
+    if config.model.init_from:
+        apply_init_from(model, config.model.init_from, side, config.seed)
+    return model
 
 
 def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
@@ -119,7 +124,8 @@ def train(
         raise DataError(f"dataset {dataset_info['path']} has no training pairs; check its split")
     select_split = _selection_split(config, arrays, dataset_info["path"] or "(in-memory arrays)")
     side_arrays = resolve_side(side, dataset_path, arrays.n_users, arrays.n_items)
-    if config.model.name != "llmrec" and (side_arrays.description or (side and side.pairs is not None)):
+    if config.model.name != "llmrec" and not config.model.init_from and (
+            side_arrays.description or (side and side.pairs is not None)):
         log.info("model %s ignores side features; only LLM pairs (if any) are used", config.model.name)
     run_hash = stable_hash({"train": train_config_hash(config), "dataset": dataset_info["config_hash"],
                             "side": side_arrays.description})
@@ -129,6 +135,8 @@ def train(
     if reusable(out, "train", run_hash, force=force, inputs=inputs):
         log.info("run %s is complete for this config (hash %s); skipping", out, run_hash)
         return out
+    # "auto" sizes are resolved here, after hashing: the hash covers the literal, the manifest the values.
+    config, sizing = resolve_sizes(config, arrays, select_split)
     try:
         device = torch.device(config.device)
         if device.type == "cuda" and not torch.cuda.is_available():
@@ -230,7 +238,7 @@ def train(
             dataset=dataset_info, side_inputs=side_arrays.description, seed=config.seed, model=config.model.name,
             variant=config.model.variant if config.model.name == "llmrec" else None,
             best_epoch=best_epoch, epochs_run=state["epoch"], stopping=stop, selection_split=select_split,
-            selection=selection, cost_estimate=costs.record,
+            selection=selection, cost_estimate=costs.record, **({"sizing": sizing} if sizing else {}),
             select_metric=config.select_metric, val_metrics=state["best_metrics"], protocol=config.protocol,
             counts={"users": arrays.n_users, "items": arrays.n_items, "train": int(len(arrays.train)),
                     "llm_pairs": 0 if side_arrays.pairs is None else int(len(side_arrays.pairs)),
