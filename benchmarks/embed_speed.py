@@ -1,7 +1,8 @@
 """Throughput of the embed stage's encoders (items per second), without the row cache, and where the text time goes.
 
 Text: ``--n-text`` generated item descriptions (``"<title> (<year>). Genres: ..."``, 10-20 words), or with
-``--dataset`` the first ``--n-text`` item texts of a prepared dataset as the stage renders them, through the text encoder:
+``--dataset`` the first ``--n-text`` item texts of a prepared dataset as the stage renders them, through the text
+encoder:
 
 * ``text_items_per_s``, ``text_tokens_per_s``: `TextEncoder.encode`, the stage's path (passes sorted by length over
   all texts, the next pass tokenized while the device runs the current one); tokens are real, not padding, tokens.
@@ -206,8 +207,10 @@ def text_benchmark(encoder: TextEncoder, texts: list[str], repeats: int) -> dict
                 "tokenize_share": round(p["tokenize_s"] / total, 3)}
 
     sorted_fig, unsorted_fig = figures(by_length), figures(unsorted)
-    padding = padding_efficiency(lengths, encoder.batch_size)
-    padding["char_sorted"] = round(by_length["tokens"] / by_length["padded_tokens"], 4)
+    exact = padding_efficiency(lengths, encoder.batch_size)
+    padding = {"input_order": exact["input_order"],
+               "char_sorted": round(by_length["tokens"] / by_length["padded_tokens"], 4),
+               "token_sorted": exact["token_sorted"]}
     return {
         "text_items_per_s": round(len(texts) / encode_s, 1),
         "text_tokens_per_s": round(by_length["tokens"] / encode_s, 1),

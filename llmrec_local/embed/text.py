@@ -165,9 +165,9 @@ class TextEncoder:
         pass pads to the longest of similar-length neighbours instead of to the longest of a random draw; `encode`
         puts the vectors back in input order. A vector's float32 bits depend on the padded length of its pass, so
         every executor must run exactly these passes. The order is sentence-transformers' own (``argsort`` of minus
-        the character length; characters predict MiniLM token counts well enough that a token-count sort pads
-        about as little, docs/results.md), so the vectors are also those of one ``SentenceTransformer.encode``
-        call over all texts."""
+        the character length), so the vectors are also those of one ``SentenceTransformer.encode`` call over all
+        texts, and the Ray driver batches without a tokenizer; an exact token-count sort would pad less
+        (docs/usage.md, Embedding throughput) at the cost of a tokenization pass before batching."""
         order = np.argsort([-len(t) for t in texts]).tolist()
         return [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
 
@@ -181,8 +181,9 @@ class TextEncoder:
         """One forward pass over tokenized `features` -> torch float32 tensor (n, dim) on the encoder's device.
 
         Runs in the encoder's dtype; the rows are cast to float32 before the optional L2 normalisation (done here
-        again even when the model ends in its own Normalize module, which under float16 normalises in float16). On CUDA the call returns once the kernels are queued: the
-        caller tokenizes the next pass while the device works (see `encode`)."""
+        again even when the model ends in its own Normalize module, which under float16 normalises in float16).
+        On CUDA the call returns once the kernels are queued: the caller tokenizes the next pass while the device
+        works (see `encode`)."""
         import torch
 
         model = self._load()
