@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from ..graph import BipartiteGraph
-from .base import Recommender, TripleBatch
-from .losses import bpr_loss, l2_reg
+from .base import PaddedBatch, Recommender, TripleBatch
+from .losses import bpr_loss, bpr_scores, l2_reg, mask_rows, pruned_score_loss_masked
 
 
 class LightGCN(Recommender):
@@ -59,4 +59,17 @@ class LightGCN(Recommender):
         reg = self.reg_weight * l2_reg(
             self.user[batch.users], self.item[batch.pos], self.item[batch.neg], batch_size=len(batch)
         )
+        return bpr + reg, {"bpr": bpr.detach(), "reg": reg.detach()}
+
+    @property
+    def has_static_loss(self) -> bool:
+        return True
+
+    def static_loss(self, batch: PaddedBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """:meth:`loss` of ``batch.compact()`` at fixed shapes (padding rows masked; see :class:`PaddedBatch`)."""
+        hu, hi = self.embeddings()
+        bpr = pruned_score_loss_masked(bpr_scores(hu[batch.users], hi[batch.pos], hi[batch.neg]), batch.valid, 0.0,
+                                       "hardest")
+        rows = mask_rows(batch.valid, self.user[batch.users], self.item[batch.pos], self.item[batch.neg])
+        reg = self.reg_weight * l2_reg(*rows, batch_size=batch.valid.sum())
         return bpr + reg, {"bpr": bpr.detach(), "reg": reg.detach()}

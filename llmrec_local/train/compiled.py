@@ -45,7 +45,7 @@ from typing import Literal
 import torch
 
 from ..models import Recommender
-from ..models.base import TripleBatch
+from ..models.base import PaddedBatch, TripleBatch
 from .sampling import TripleSampler
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,20 @@ def compiled_loss(model: Recommender, mode: CompileMode) -> LossFn:
                                                             "triton.cudagraph_skip_dynamic_graphs": True})
 
 
+def static_compiled_loss(model: Recommender, mode: CompileMode) -> Callable[[PaddedBatch], tuple[
+        torch.Tensor, dict[str, torch.Tensor]]]:
+    """``model.static_loss``, or its whole-graph ``torch.compile`` form (``fullgraph=True``: a graph break is an
+    error; ``dynamic=False``: every step has the same shapes); ``reduce-overhead`` replays it as CUDA graphs on CUDA."""
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"compile must be one of {list(COMPILE_MODES)}, got {mode!r}")
+    if not model.has_static_loss:
+        raise ValueError(f"{type(model).__name__} (as configured) has no static loss; use static=False")
+    if mode == "off":
+        return model.static_loss
+    options = {"triton.cudagraphs": True} if mode == "reduce-overhead" else {}
+    return torch.compile(model.static_loss, fullgraph=True, dynamic=False, options=options)
+
+
 class TrainStep:
     """The training step of the trainer (and of benchmarks/train_speed.py): ``step() -> (loss, parts)``.
 
@@ -82,19 +96,30 @@ class TrainStep:
         optimizer: e.g. :func:`llmrec_local.train.stage.make_optimizer`.
         sampler: draws each step's triples; ``batch_size``, ``aug_sample_rate``, ``noise_rate`` as in TrainConfig.
         compile: ``off`` | ``default`` | ``reduce-overhead`` (module docstring).
+        static: run the static step (padded batches, ``model.static_loss``); None (default): exactly when
+            ``compile='reduce-overhead'`` and the model has a static loss. ``static=True, compile='off'`` runs the
+            static loss eagerly (how the tests check it against the eager loss quickly).
     """
 
     def __init__(self, model: Recommender, optimizer: torch.optim.Optimizer, sampler: TripleSampler, *,
                  batch_size: int, aug_sample_rate: float = 0.0, noise_rate: float = 0.0,
-                 compile: CompileMode = "off") -> None:
+                 compile: CompileMode = "off", static: bool | None = None) -> None:
         self.model, self.optimizer, self.sampler = model, optimizer, sampler
         self.batch_size, self.aug_sample_rate, self.noise_rate = batch_size, aug_sample_rate, noise_rate
-        self.loss_fn = compiled_loss(model, compile)
+        if static is None:
+            static = compile == "reduce-overhead" and model.has_static_loss
+            if compile == "reduce-overhead" and not static:
+                log.info("%s (as configured) has no static loss: compile='reduce-overhead' graphs its fixed-size "
+                         "pieces only", type(model).__name__)
+        self.static = static
+        self.loss_fn: LossFn = static_compiled_loss(model, compile) if static else compiled_loss(model, compile)
         # CUDA graphs reuse their output buffers: a new step must be announced, else the next replay would overwrite
         # tensors the previous step still holds (torch's documented training-loop pattern).
         self.mark_step = compile == "reduce-overhead" and sampler.device.type == "cuda"
 
-    def sample(self) -> TripleBatch:
+    def sample(self) -> TripleBatch | PaddedBatch:
+        if self.static:
+            return self.sampler.sample_padded(self.batch_size, self.aug_sample_rate, self.noise_rate)
         return self.sampler.sample(self.batch_size, self.aug_sample_rate, self.noise_rate)
 
     def __call__(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -102,7 +127,10 @@ class TrainStep:
         if self.mark_step:
             torch.compiler.cudagraph_mark_step_begin()
         batch = self.sample()
-        loss, parts = self.loss_fn(batch, generator=self.sampler.gen, training=True)
+        if self.static:
+            loss, parts = self.loss_fn(batch)
+        else:
+            loss, parts = self.loss_fn(batch, generator=self.sampler.gen, training=True)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
