@@ -67,6 +67,10 @@ class Recommender(nn.Module):
         """Whether :meth:`static_loss` exists for this model's configuration."""
         return False
 
+    def prepare_static(self) -> None:
+        """Build what :meth:`static_loss` needs before it is compiled (e.g. the graph as dense entry lists: a
+        compiled graph cannot take a sparse tensor in); idempotent."""
+
     def static_loss(self, batch: PaddedBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The training loss of ``batch.compact()`` (equal to ``loss(batch.compact(), training=True)`` up to float
         rounding), computed with shapes that depend only on ``len(batch)`` and no host synchronisation, so that

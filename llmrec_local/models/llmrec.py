@@ -62,7 +62,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..graph import BipartiteGraph, sample_mask, two_hop_block
+from ..graph import BipartiteGraph, StaticAdjacency, sample_mask, two_hop_block
 from .base import PaddedBatch, Recommender, TripleBatch
 from .losses import (
     PruneKeep,
@@ -323,9 +323,11 @@ class LLMRec(Recommender):
         lin = self.proj[self.type_group[name]]
         return torch.addmm(c[:, None] * lin.bias, p, lin.weight.T)
 
-    def id_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """``e_u`` (U, d) and ``e_i`` (I, d): the layer mean of the ID propagation (variant-specific)."""
-        g = self.graph
+    def id_embeddings(self, graph: BipartiteGraph | StaticAdjacency | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``e_u`` (U, d) and ``e_i`` (I, d): the layer mean of the ID propagation (variant-specific), over the model's
+        graph or the given form of it."""
+        g = self.graph if graph is None else graph
         eu, ei = self.user, self.item
         su, si = eu, ei
         for layer in range(1, self.id_layers + 1):
@@ -493,6 +495,10 @@ class LLMRec(Recommender):
         """All but the MAE: its masked node set has a random size and draws from the step's generator."""
         return not (self.mae_on and self.mae_weight)
 
+    def prepare_static(self) -> None:
+        if not hasattr(self, "static_graph"):
+            self.static_graph = StaticAdjacency(self.graph)
+
     def _fuse_rows(self, base: torch.Tensor, side: str, ids: torch.Tensor
                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """:meth:`_fuse` at fixed shapes, row by row over node ids that may repeat: ``h`` (n, d) and the
@@ -522,11 +528,12 @@ class LLMRec(Recommender):
         2N item rows; a distinct-node set padded to its static upper bound would cost the same, since that bound is
         the row count) and cold rows are masked by ``where``; padding rows (``valid`` False) are masked out of the
         pruned BPR terms (ranked after every valid row, never kept) and the regulariser, and the counts they divide
-        by are tensors. Values equal :meth:`loss` up to float32 rounding (summation order)."""
+        by are tensors; the ID propagation runs over the graph's dense entry lists (:meth:`prepare_static` first).
+        Values equal :meth:`loss` up to float32 rounding (summation order)."""
         if not self.has_static_loss:
             raise ValueError("the static loss has no MAE (its masked node set has a random size); train with "
                              "train.compile=off or default, or set mae_weight=0")
-        eu, ei = self.id_embeddings()
+        eu, ei = self.id_embeddings(self.static_graph)
         items = torch.cat([batch.pos, batch.neg])
         hu, tu = self._fuse_rows(eu.index_select(0, batch.users), "u", batch.users)
         hi, ti = self._fuse_rows(ei.index_select(0, items), "i", items)

@@ -82,6 +82,7 @@ def static_compiled_loss(model: Recommender, mode: CompileMode) -> Callable[[Pad
         raise ValueError(f"compile must be one of {list(COMPILE_MODES)}, got {mode!r}")
     if not model.has_static_loss:
         raise ValueError(f"{type(model).__name__} (as configured) has no static loss; use static=False")
+    model.prepare_static()
     if mode == "off":
         return model.static_loss
     options = {"triton.cudagraphs": True} if mode == "reduce-overhead" else {}
