@@ -34,7 +34,7 @@ def keep_count(n: int, drop_rate: float) -> int:
 
 
 def keep_count_tensor(n: torch.Tensor, drop_rate: float) -> torch.Tensor:
-    """:func:`keep_count` of an int64 0-d tensor, without reading it on the host (for static-shape steps).
+    """:func:`keep_count` of an int64 tensor (elementwise), without reading it on the host (for static-shape steps).
 
     ``(1 - drop_rate) n`` in float64 is the very multiplication Python does for ``int((1 - drop_rate) * n)`` (an int
     below 2^53 converts to a double exactly, then one IEEE double product), so the floor agrees for every n."""
