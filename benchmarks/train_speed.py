@@ -186,7 +186,8 @@ def main() -> None:
     result = {
         "epoch_s": round(statistics.median(epoch_times), 3), "floor_s": round(statistics.median(floor_times), 3),
         "floor_ratio": round(statistics.median(e / f for e, f in zip(epoch_times, floor_times)), 3),
-        "compile": args.compile, "static": step.static, "compile_s": round(compile_s, 1), **{k: round(v, 1) for k, v in counts.items()},
+        "compile": args.compile, "static": step.static, "compile_s": round(compile_s, 1),
+        **{k: round(v, 1) for k, v in counts.items()},
         "gflop_per_step": round(floor["gemm_gflop_per_step"] + floor["spmm_gflop_per_step"], 3),
         **{k: round(floor[k], 3 if "gflop_per" in k else 1) for k in (
             "gemm_gflop_per_step", "gemm_gflops", "gemm_floor_ms", "spmm_gflop_per_step", "spmm_gflops",

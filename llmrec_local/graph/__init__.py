@@ -5,5 +5,6 @@ from .adjacency import BipartiteGraph, GraphEdges, StaticAdjacency, build_graph,
 from .ops import drop_edges, sample_mask
 
 __all__ = [
-    "BipartiteGraph", "GraphEdges", "StaticAdjacency", "build_graph", "joint_adjacency", "two_hop_block", "drop_edges", "sample_mask",
+    "BipartiteGraph", "GraphEdges", "StaticAdjacency", "build_graph", "joint_adjacency", "two_hop_block", "drop_edges",
+    "sample_mask",
 ]

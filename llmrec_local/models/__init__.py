@@ -23,7 +23,8 @@ from .simgcl import SimGCL
 MODEL_NAMES = ("mf", "lightgcn", "sgl", "simgcl", "llmrec")
 
 __all__ = [
-    "MF", "LightGCN", "SGL", "SimGCL", "LLMRec", "PaddedBatch", "Recommender", "TripleBatch", "build_model", "MODEL_NAMES",
+    "MF", "LightGCN", "SGL", "SimGCL", "LLMRec", "PaddedBatch", "Recommender", "TripleBatch", "build_model",
+    "MODEL_NAMES",
     "VARIANT_DEFAULTS",
 ]
 

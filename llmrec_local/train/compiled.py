@@ -143,12 +143,14 @@ class TrainStep:
         """Sample a batch, compute the loss and its gradients, update the parameters; the (detached) loss and parts."""
         if self.mark_step:
             torch.compiler.cudagraph_mark_step_begin()
+        # Drop the previous gradients first: nothing reads them again, and with CUDA graphs they live in the graphs'
+        # memory pool, which the next replay reuses.
+        self.optimizer.zero_grad(set_to_none=True)
         batch = self.sample()
         if self.static:
             loss, parts = self.loss_fn(batch)
         else:
             loss, parts = self.loss_fn(batch, generator=self.sampler.gen, training=True)
-        self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         return loss.detach(), parts

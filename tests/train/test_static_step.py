@@ -4,8 +4,8 @@ loss, gradients and parameters as the eager step, padding that changes nothing, 
 
 The graph has cold nodes (users 27-29 and items 32-39 have no training edge) and LLM pairs for every other user only,
 so batches have padding rows, and cold items among their LLM and noise triples. Tolerance as in test_compiled.py
-(``rtol=1e-5, atol=1e-6``; parameters after several AdamW steps, see PARAM_TOL): the static loss sums in another order than the eager one (per batch row instead of per
-distinct node, a scatter-add instead of the CSR kernel).
+(``rtol=1e-5, atol=1e-6``; parameters after several AdamW steps, see PARAM_TOL): the static loss sums in another order
+than the eager one (per batch row instead of per distinct node, a scatter-add instead of the CSR kernel).
 """
 
 import os
