@@ -44,7 +44,8 @@ fi
 step "train_speed faithful"
 "$PY" benchmarks/train_speed.py --device "$DEVICE" --epochs 5 2>&1 | tee "$OUT_DIR/train_speed_faithful.log" | tail -n 1 || status=1
 step "train_speed faithful, static step (reduce-overhead)"
-"$PY" benchmarks/train_speed.py --device "$DEVICE" --epochs 5 --compile reduce-overhead 2>&1 \
+# perf_hints: Inductor says in the log if (and why) it did not make a graph a CUDA graph
+TORCH_LOGS=perf_hints "$PY" benchmarks/train_speed.py --device "$DEVICE" --epochs 5 --compile reduce-overhead 2>&1 \
   | tee "$OUT_DIR/train_speed_faithful_static.log" | tail -n 1 || status=1
 "$PY" - "$OUT_DIR" <<'EOF'
 import json, sys
