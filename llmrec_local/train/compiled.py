@@ -32,7 +32,8 @@ The static step (``TrainStep(static=True)``; chosen by ``reduce-overhead``):
   ``LLMREC_ALL_COMPILE_TESTS=1``; CUDA graphs marked ``cuda``); ``torch._dynamo.explain``: 1 graph, 0 breaks.
 * Cost: projecting every row instead of the distinct warm nodes does about 1.6x the eager step's GEMM FLOPs at Netflix
   scale (N = 1,126 user rows and 2,252 item rows vs about 1,000 + 1,070 distinct warm nodes), which a CPU pays; a GPU
-  step is bound by launches, not FLOPs, and that is what the static step is for. On CUDA, ``index_add`` sums with
+  step is bound by launches, not FLOPs, and that is what the static step is for (measured on 2 loaded CPU cores, the
+  static step's epoch was about 1.9x eager's: on a CPU use ``off`` or ``default``; docs/results.md). On CUDA, ``index_add`` sums with
   atomics, so static runs are not bitwise reproducible (eager CUDA runs are).
 * Not inside the graph: the sampler (about 60-75 operators per step: rejection sampling of negatives and the LLM
   rows' compaction sync with the host) and the fused AdamW update (one kernel per step on the CPU, a few multi-tensor
