@@ -19,7 +19,14 @@ Prints progress to stderr and, as its LAST stdout line, one JSON object:
 
     python benchmarks/train_speed.py                 # CPU, 3 epochs, eager
     python benchmarks/train_speed.py --compile default           # the same step through torch.compile
-    python benchmarks/train_speed.py --device cuda --epochs 5 --compile reduce-overhead   # CUDA graphs
+    python benchmarks/train_speed.py --compile reduce-overhead   # the static step (fixed shapes), compiled whole
+    python benchmarks/train_speed.py --device cuda --epochs 5 --compile reduce-overhead   # ... as CUDA graphs
+
+``--compile reduce-overhead`` runs the static step (llmrec_local.train.compiled: padded batches, the loss compiled
+as one graph with ``fullgraph=True``; on CUDA replayed as CUDA graphs); the JSON says ``"static": true``. The floor is
+always that of the eager step's products: the static step projects every batch row (N user rows, 2N item rows) instead
+of the distinct warm nodes (about 1,000 + 1,070 here), about 1.6x the eager step's GEMM FLOPs, which shows in its
+``floor_ratio`` on the CPU.
     python benchmarks/train_speed.py --epochs 1 --profile 10   # then the top operators of 10 profiled steps
 """
 
@@ -86,7 +93,8 @@ def main() -> None:
     p.add_argument("--profile", type=int, default=0, metavar="STEPS",
                    help="after timing, profile this many steps and print the top operators to stderr")
     p.add_argument("--compile", choices=["off", "default", "reduce-overhead"], default="off",
-                   help="train.compile: run the step's loss eagerly (off) or through torch.compile")
+                   help="train.compile: run the step's loss eagerly (off), through torch.compile (default), or the "
+                        "static step compiled whole (reduce-overhead; CUDA graphs on CUDA)")
     p.add_argument("--floor-steps", type=int, default=3, help="eager steps whose matrix products are recorded")
     p.add_argument("--steps", type=int, default=0,
                    help="time this many steps per epoch and scale to a full epoch (0 = whole epochs; for a machine "
@@ -178,7 +186,8 @@ def main() -> None:
     result = {
         "epoch_s": round(statistics.median(epoch_times), 3), "floor_s": round(statistics.median(floor_times), 3),
         "floor_ratio": round(statistics.median(e / f for e, f in zip(epoch_times, floor_times)), 3),
-        "compile": args.compile, "compile_s": round(compile_s, 1), **{k: round(v, 1) for k, v in counts.items()},
+        "compile": args.compile, "static": step.static, "compile_s": round(compile_s, 1),
+        **{k: round(v, 1) for k, v in counts.items()},
         "gflop_per_step": round(floor["gemm_gflop_per_step"] + floor["spmm_gflop_per_step"], 3),
         **{k: round(floor[k], 3 if "gflop_per" in k else 1) for k in (
             "gemm_gflop_per_step", "gemm_gflops", "gemm_floor_ms", "spmm_gflop_per_step", "spmm_gflops",

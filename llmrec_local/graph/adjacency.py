@@ -28,6 +28,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+from torch import nn
 
 from ..errors import DataError
 
@@ -99,6 +100,44 @@ class _TransposedBackwardSpMM(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
         return _spmm(ctx.a_t, grad), None, None
+
+
+class StaticAdjacency(nn.Module):
+    """The two blocks of a :class:`BipartiteGraph` as dense entry lists (row, column, value), with the same
+    ``users_from_items`` / ``items_from_users`` products computed by dense operators only: a gather of the source
+    rows, a product with the entry values, and a scatter-add into the output rows (``index_add``)::
+
+        (A X)_r = sum_{e: row_e = r} a_e X_{col_e}
+
+    ``torch.compile(fullgraph=True)`` cannot take a sparse tensor into a graph; these dense entry lists it can (one
+    fused gather-multiply-scatter kernel), so a static training step captures the propagation too. Autograd
+    differentiates it as is (the backward is the same scatter-add over the columns: ``A^T G``). The sums run in a
+    different order than the CSR kernel's, so results agree to float32 rounding. A module, so that ``.to(device)``
+    moves its buffers with the model's; 2 x (16 + 4) bytes per edge.
+    """
+
+    def __init__(self, graph: BipartiteGraph) -> None:
+        super().__init__()
+        self.n_users, self.n_items = graph.n_users, graph.n_items
+        for name, block in (("ui", graph.user_item), ("iu", graph.item_user)):
+            crow = block.crow_indices()
+            rows = torch.repeat_interleave(torch.arange(block.shape[0], device=crow.device), crow.diff())
+            self.register_buffer(f"{name}_row", rows, persistent=False)
+            self.register_buffer(f"{name}_col", block.col_indices().clone(), persistent=False)
+            self.register_buffer(f"{name}_val", block.values().clone(), persistent=False)
+
+    @staticmethod
+    def _product(row: torch.Tensor, col: torch.Tensor, val: torch.Tensor, x: torch.Tensor, n_rows: int
+                 ) -> torch.Tensor:
+        return x.new_zeros(n_rows, x.shape[1]).index_add(0, row, x.index_select(0, col) * val[:, None])
+
+    def users_from_items(self, item_rows: torch.Tensor) -> torch.Tensor:
+        """``A_ui @ X``: (I, d) -> (U, d)."""
+        return self._product(self.ui_row, self.ui_col, self.ui_val, item_rows, self.n_users)
+
+    def items_from_users(self, user_rows: torch.Tensor) -> torch.Tensor:
+        """``A_iu @ X``: (U, d) -> (I, d)."""
+        return self._product(self.iu_row, self.iu_col, self.iu_val, user_rows, self.n_items)
 
 
 def _unique_edges(train: np.ndarray, n_users: int, n_items: int) -> tuple[np.ndarray, np.ndarray]:

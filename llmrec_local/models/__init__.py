@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..graph import build_graph
-from .base import Recommender, TripleBatch
+from .base import PaddedBatch, Recommender, TripleBatch
 from .lightgcn import LightGCN
 from .llmrec import VARIANT_DEFAULTS, LLMRec
 from .mf import MF
@@ -23,7 +23,8 @@ from .simgcl import SimGCL
 MODEL_NAMES = ("mf", "lightgcn", "sgl", "simgcl", "llmrec")
 
 __all__ = [
-    "MF", "LightGCN", "SGL", "SimGCL", "LLMRec", "Recommender", "TripleBatch", "build_model", "MODEL_NAMES",
+    "MF", "LightGCN", "SGL", "SimGCL", "LLMRec", "PaddedBatch", "Recommender", "TripleBatch", "build_model",
+    "MODEL_NAMES",
     "VARIANT_DEFAULTS",
 ]
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..graph import BipartiteGraph
-from .base import Recommender, TripleBatch
-from .losses import bpr_loss, l2_reg
+from ..graph import BipartiteGraph, StaticAdjacency
+from .base import PaddedBatch, Recommender, TripleBatch
+from .losses import bpr_loss, bpr_scores, l2_reg, mask_rows, pruned_score_loss_masked
 
 
 class LightGCN(Recommender):
@@ -42,8 +42,9 @@ class LightGCN(Recommender):
         """Final (U, d) and (I, d) representations: the mean of layers 0..L."""
         return self.propagate(self.graph)
 
-    def propagate(self, graph: BipartiteGraph) -> tuple[torch.Tensor, torch.Tensor]:
-        """The mean of layers 0..L over `graph` (the model's own, or an augmented view of it): (U, d), (I, d)."""
+    def propagate(self, graph: BipartiteGraph | StaticAdjacency) -> tuple[torch.Tensor, torch.Tensor]:
+        """The mean of layers 0..L over `graph` (the model's own, an augmented view of it, or its dense entry lists):
+        (U, d), (I, d)."""
         eu, ei = self.user, self.item
         su, si = eu, ei
         for _ in range(self.n_layers):
@@ -59,4 +60,22 @@ class LightGCN(Recommender):
         reg = self.reg_weight * l2_reg(
             self.user[batch.users], self.item[batch.pos], self.item[batch.neg], batch_size=len(batch)
         )
+        return bpr + reg, {"bpr": bpr.detach(), "reg": reg.detach()}
+
+    @property
+    def has_static_loss(self) -> bool:
+        return True
+
+    def prepare_static(self) -> None:
+        if not hasattr(self, "static_graph"):
+            self.static_graph = StaticAdjacency(self.graph)
+
+    def static_loss(self, batch: PaddedBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """:meth:`loss` of ``batch.compact()`` at fixed shapes (padding rows masked; see :class:`PaddedBatch`), the
+        propagation over the graph's dense entry lists (:meth:`prepare_static` first)."""
+        hu, hi = self.propagate(self.static_graph)
+        bpr = pruned_score_loss_masked(bpr_scores(hu[batch.users], hi[batch.pos], hi[batch.neg]), batch.valid, 0.0,
+                                       "hardest")
+        rows = mask_rows(batch.valid, self.user[batch.users], self.item[batch.pos], self.item[batch.neg])
+        reg = self.reg_weight * l2_reg(*rows, batch_size=batch.valid.sum())
         return bpr + reg, {"bpr": bpr.detach(), "reg": reg.detach()}

@@ -62,15 +62,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..graph import BipartiteGraph, sample_mask, two_hop_block
-from .base import Recommender, TripleBatch
+from ..graph import BipartiteGraph, StaticAdjacency, sample_mask, two_hop_block
+from .base import PaddedBatch, Recommender, TripleBatch
 from .losses import (
     PruneKeep,
     bpr_scores,
     inverse_reg_original,
     l2_reg,
+    mask_rows,
     pruned_score_loss,
+    pruned_score_loss_masked,
     pruned_score_loss_split,
+    pruned_score_loss_split_masked,
     sce_loss,
 )
 
@@ -320,9 +323,11 @@ class LLMRec(Recommender):
         lin = self.proj[self.type_group[name]]
         return torch.addmm(c[:, None] * lin.bias, p, lin.weight.T)
 
-    def id_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """``e_u`` (U, d) and ``e_i`` (I, d): the layer mean of the ID propagation (variant-specific)."""
-        g = self.graph
+    def id_embeddings(self, graph: BipartiteGraph | StaticAdjacency | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``e_u`` (U, d) and ``e_i`` (I, d): the layer mean of the ID propagation (variant-specific), over the model's
+        graph or the given form of it."""
+        g = self.graph if graph is None else graph
         eu, ei = self.user, self.item
         su, si = eu, ei
         for layer in range(1, self.id_layers + 1):
@@ -414,6 +419,43 @@ class LLMRec(Recommender):
         cc = getattr(self, f"gramc_{name}")
         return _QuadForm.apply(w, g) + 2.0 * (b @ (w @ v)) + cc * (b @ b)
 
+    def _branch_counts(self) -> tuple[int, int, int]:
+        """(n_modal, n_mm, n_aug): the image/text branches (the first ones), those in L_mm, the attribute fields in
+        L_aug."""
+        n_modal = len([t for t in ("image", "text") if t in self.type_group])
+        n_mm = n_modal if self.mm_mf_rate else 0
+        n_aug = len(self.attr_names) if self.has_profile and self.aug_mf_rate else 0
+        return n_modal, n_mm, n_aug
+
+    def _score_block(self, hu: torch.Tensor, hp: torch.Tensor, hn: torch.Tensor,
+                     branches: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+        """Every BPR term in one (N, T) block of log-likelihoods, to be pruned column by column: column 0 the fused
+        embeddings, then image/text user vs item branch (L_mm), then the user profile vs each attribute field.
+        ``branches``: the un-normalised branches (N, len(self.features), d) of the users, positives and negatives."""
+        scores = [bpr_scores(hu, hp, hn)[:, None]]
+        n_modal, n_mm, n_aug = self._branch_counts()
+        if branches is not None:
+            tu, tp, tn = branches
+            if n_mm:
+                scores.append(bpr_scores(tu[:, :n_mm], tp[:, :n_mm], tn[:, :n_mm]))
+            if n_aug:
+                k = slice(n_modal, n_modal + n_aug)
+                scores.append(bpr_scores(tu[:, -1:], tp[:, k], tn[:, k]))  # the profile is the last branch
+        return torch.cat(scores, 1)
+
+    def _parts(self, terms: torch.Tensor, reg: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The named loss parts from the pruned terms (T,) of :meth:`_score_block` and the regulariser."""
+        _, n_mm, n_aug = self._branch_counts()
+        parts: dict[str, torch.Tensor] = {"bpr": terms[0], "reg": reg}
+        if n_mm:
+            parts["mm"] = self.mm_mf_rate * terms[1:1 + n_mm].sum()
+        if n_aug:
+            parts["aug"] = self.aug_mf_rate * terms[1 + n_mm:].sum()
+        grams = [t for t in ("image", "text") if t in self.type_group]
+        if grams and self.feat_reg_decay:
+            parts["featreg"] = self.feat_reg_decay * 0.5 * sum(self._feat_norm2(t) for t in grams) / self.graph.n_items
+        return parts
+
     def loss(
         self, batch: TripleBatch, *, generator: torch.Generator | None = None, training: bool = True
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -426,40 +468,87 @@ class LLMRec(Recommender):
         hu = hu_b.index_select(0, u_inv)
         hi = hi_b.index_select(0, i_inv)  # positives, then negatives
         hp, hn = hi[:n], hi[n:]
-        # Every BPR term in one (N, T) block of log-likelihoods, pruned column by column: column 0 the fused
-        # embeddings, then image/text user vs item branch (L_mm), then the user profile vs each attribute field.
-        scores = [bpr_scores(hu, hp, hn)[:, None]]
-        n_modal = len([t for t in ("image", "text") if t in self.type_group])  # the first branches
-        n_mm = n_modal if self.mm_mf_rate else 0
-        n_aug = len(self.attr_names) if self.has_profile and self.aug_mf_rate else 0
+        _, n_mm, n_aug = self._branch_counts()
+        branches = None
         if bu is not None and bi is not None and (n_mm or n_aug):
             table_u, slot_u = self._branch_rows(bu, warm_u, len(ub))
             table_i, slot_i = self._branch_rows(bi, warm_i, len(ib))
             tu = table_u.index_select(0, slot_u.index_select(0, u_inv))  # (N, len(self.features), d)
             ti = table_i.index_select(0, slot_i.index_select(0, i_inv))
-            tp, tn = ti[:n], ti[n:]
-            if n_mm:
-                scores.append(bpr_scores(tu[:, :n_mm], tp[:, :n_mm], tn[:, :n_mm]))
-            if n_aug:
-                k = slice(n_modal, n_modal + n_aug)
-                scores.append(bpr_scores(tu[:, -1:], tp[:, k], tn[:, k]))  # the profile is the last branch
-        terms = self._pbpr(torch.cat(scores, 1), batch.n_observed)
-        parts: dict[str, torch.Tensor] = {"bpr": terms[0]}
+            branches = (tu, ti[:n], ti[n:])
+        terms = self._pbpr(self._score_block(hu, hp, hn, branches), batch.n_observed)
         if self.variant == "faithful":
-            parts["reg"] = self.reg_weight * inverse_reg_original(hu, hp, hn, batch_size=n)
+            reg = self.reg_weight * inverse_reg_original(hu, hp, hn, batch_size=n)
         else:
-            parts["reg"] = self.reg_weight * l2_reg(
+            reg = self.reg_weight * l2_reg(
                 self.user[batch.users], self.item[batch.pos], self.item[batch.neg], batch_size=n
             )
-        if n_mm:
-            parts["mm"] = self.mm_mf_rate * terms[1:1 + n_mm].sum()
-        if n_aug:
-            parts["aug"] = self.aug_mf_rate * terms[1 + n_mm:].sum()
-        grams = [t for t in ("image", "text") if t in self.type_group]
-        if grams and self.feat_reg_decay:
-            parts["featreg"] = self.feat_reg_decay * 0.5 * sum(self._feat_norm2(t) for t in grams) / self.graph.n_items
+        parts = self._parts(terms, reg)
         if self.mae_on and training and self.mae_weight:
             parts["mae"] = self.mae_weight * self._mae_loss(ub, ib, generator)
+        total = sum(parts.values())
+        return total, {k: v.detach() for k, v in parts.items()}
+
+    # ----- the static loss (fixed shapes, for torch.compile fullgraph and CUDA graphs) -------------------------
+    @property
+    def has_static_loss(self) -> bool:
+        """All but the MAE: its masked node set has a random size and draws from the step's generator."""
+        return not (self.mae_on and self.mae_weight)
+
+    def prepare_static(self) -> None:
+        if not hasattr(self, "static_graph"):
+            self.static_graph = StaticAdjacency(self.graph)
+
+    def _fuse_rows(self, base: torch.Tensor, side: str, ids: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`_fuse` at fixed shapes, row by row over node ids that may repeat: ``h`` (n, d) and the
+        un-normalised branches (n, T, d), a cold row's branches exactly zero (as in :meth:`_branch_rows`).
+
+        Every row is projected (a cold one reads warm row 0 and is then zeroed by ``where``, so it gets no
+        gradient); ``n(0) = 0``, so a cold row's ``h`` is exactly ``e``, as in :meth:`_fuse`."""
+        if not self.features:
+            return base, None
+        slot = (self.slot_u if side == "u" else self.slot_i).index_select(0, ids)
+        src = slot.clamp(min=0)
+        table = torch.stack([self.project(name, side, src) for name in self.features], 1)
+        table = torch.where((slot >= 0)[:, None, None], table, 0.0)
+        return base + (F.normalize(table, dim=2) * self.branch_weight[:, None]).sum(1), table
+
+    def _pbpr_masked(self, s: torch.Tensor, valid: torch.Tensor, n_observed: int) -> torch.Tensor:
+        """:meth:`_pbpr` of ``s[valid]`` at fixed shapes."""
+        if self.prune_scope == "augmented":
+            return pruned_score_loss_split_masked(s, valid, n_observed, self.prune_drop_rate, self.prune_keep)
+        return pruned_score_loss_masked(s, valid, self.prune_drop_rate, self.prune_keep)
+
+    def static_loss(self, batch: PaddedBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """:meth:`loss` (training, no MAE) of ``batch.compact()``, with shapes that depend only on ``len(batch)``.
+
+        Where :meth:`loss` has sizes that depend on the data, this has fixed ones: instead of the batch's distinct
+        nodes (``torch.unique``) and their warm rows (``nonzero``), every batch row is fused on its own (N user rows,
+        2N item rows; a distinct-node set padded to its static upper bound would cost the same, since that bound is
+        the row count) and cold rows are masked by ``where``; padding rows (``valid`` False) are masked out of the
+        pruned BPR terms (ranked after every valid row, never kept) and the regulariser, and the counts they divide
+        by are tensors; the ID propagation runs over the graph's dense entry lists (:meth:`prepare_static` first).
+        Values equal :meth:`loss` up to float32 rounding (summation order)."""
+        if not self.has_static_loss:
+            raise ValueError("the static loss has no MAE (its masked node set has a random size); train with "
+                             "train.compile=off or default, or set mae_weight=0")
+        eu, ei = self.id_embeddings(self.static_graph)
+        items = torch.cat([batch.pos, batch.neg])
+        hu, tu = self._fuse_rows(eu.index_select(0, batch.users), "u", batch.users)
+        hi, ti = self._fuse_rows(ei.index_select(0, items), "i", items)
+        n = len(batch)
+        hp, hn = hi[:n], hi[n:]
+        _, n_mm, n_aug = self._branch_counts()
+        branches = None if tu is None or ti is None or not (n_mm or n_aug) else (tu, ti[:n], ti[n:])
+        terms = self._pbpr_masked(self._score_block(hu, hp, hn, branches), batch.valid, batch.n_observed)
+        n_valid = batch.valid.sum()
+        if self.variant == "faithful":
+            reg = self.reg_weight * inverse_reg_original(*mask_rows(batch.valid, hu, hp, hn), batch_size=n_valid)
+        else:
+            rows = mask_rows(batch.valid, self.user[batch.users], self.item[batch.pos], self.item[batch.neg])
+            reg = self.reg_weight * l2_reg(*rows, batch_size=n_valid)
+        parts = self._parts(terms, reg)
         total = sum(parts.values())
         return total, {k: v.detach() for k, v in parts.items()}
 

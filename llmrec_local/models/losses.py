@@ -28,6 +28,20 @@ def bpr_loss(user: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.
     return -bpr_scores(user, pos, neg).mean()
 
 
+def keep_count(n: int, drop_rate: float) -> int:
+    """How many of ``n`` triples pruning keeps: ``int((1 - drop_rate) n)``, at least 1 when n > 0."""
+    return max(int((1.0 - drop_rate) * n), 1) if n else 0
+
+
+def keep_count_tensor(n: torch.Tensor, drop_rate: float) -> torch.Tensor:
+    """:func:`keep_count` of an int64 tensor (elementwise), without reading it on the host (for static-shape steps).
+
+    ``(1 - drop_rate) n`` in float64 is the very multiplication Python does for ``int((1 - drop_rate) * n)`` (an int
+    below 2^53 converts to a double exactly, then one IEEE double product), so the floor agrees for every n."""
+    kept = torch.floor(n.to(torch.float64) * (1.0 - drop_rate)).to(torch.int64)
+    return torch.where(n > 0, kept.clamp(min=1), 0)
+
+
 def prune_keep_index(losses: torch.Tensor, drop_rate: float, keep: PruneKeep) -> torch.Tensor:
     """Indices of the triples kept after dropping a fraction `drop_rate` of them, ranked by loss.
 
@@ -41,8 +55,7 @@ def prune_keep_index(losses: torch.Tensor, drop_rate: float, keep: PruneKeep) ->
         raise ValueError(f"prune drop rate must be in [0, 1), got {drop_rate}")
     if keep not in ("hardest", "easiest"):
         raise ValueError(f"prune keep must be 'hardest' or 'easiest', got {keep!r}")
-    n = losses.shape[0]
-    n_keep = max(int((1.0 - drop_rate) * n), 1) if n else 0
+    n_keep = keep_count(losses.shape[0], drop_rate)
     order = torch.sort(losses.detach(), dim=0, descending=(keep == "hardest"), stable=True).indices
     return order[:n_keep]
 
@@ -71,13 +84,66 @@ def pruned_score_loss_split(s: torch.Tensor, n_observed: int, drop_rate: float, 
     return -torch.cat([obs, extra.gather(0, prune_keep_index(-extra, drop_rate, keep))]).mean(0)
 
 
-def l2_reg(*tensors: torch.Tensor, batch_size: int) -> torch.Tensor:
+def _rows(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """The (N,) row mask shaped to broadcast against ``like`` (N, ...)."""
+    return mask.view(-1, *([1] * (like.dim() - 1)))
+
+
+def _masked_kept_sum(s: torch.Tensor, valid: torch.Tensor, drop_rate: float, keep: PruneKeep
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum of ``s`` over the rows :func:`prune_keep_index` keeps among the valid rows, and how many it keeps.
+
+    Static shapes: the invalid rows are ranked after every valid one (their loss set to -inf for ``hardest``, +inf for
+    ``easiest``), so the stable sort orders the valid rows exactly as it orders ``s[valid]``; the first ``n_keep`` of
+    the order are summed (``where``, so the others get exactly zero gradient)."""
+    if keep not in ("hardest", "easiest"):
+        raise ValueError(f"prune keep must be 'hardest' or 'easiest', got {keep!r}")
+    n_keep = keep_count_tensor(valid.sum(), drop_rate)
+    hardest = keep == "hardest"
+    losses = torch.where(_rows(valid, s), -s.detach(), float("-inf") if hardest else float("inf"))
+    order = torch.sort(losses, dim=0, descending=hardest, stable=True).indices
+    kept = _rows(torch.arange(s.shape[0], device=s.device) < n_keep, s)
+    return torch.where(kept, s.gather(0, order), 0.0).sum(0), n_keep
+
+
+def pruned_score_loss_masked(s: torch.Tensor, valid: torch.Tensor, drop_rate: float, keep: PruneKeep) -> torch.Tensor:
+    """:func:`pruned_score_loss` of ``s[valid]`` with static shapes: ``s`` (N,) or (N, T), ``valid`` bool (N,).
+
+    Invalid rows (padding) contribute exactly zero to the value and to the gradient."""
+    if not 0.0 <= drop_rate < 1.0:
+        raise ValueError(f"prune drop rate must be in [0, 1), got {drop_rate}")
+    if drop_rate == 0.0:
+        return -torch.where(_rows(valid, s), s, 0.0).sum(0) / valid.sum()
+    total, n_keep = _masked_kept_sum(s, valid, drop_rate, keep)
+    return -total / n_keep
+
+
+def pruned_score_loss_split_masked(s: torch.Tensor, valid: torch.Tensor, n_observed: int, drop_rate: float,
+                                   keep: PruneKeep) -> torch.Tensor:
+    """:func:`pruned_score_loss_split` of ``s[valid]`` with static shapes (padding only among the extra rows, so the
+    first ``n_observed`` rows of ``s[valid]`` are those of ``s``): ``L = -(sum_obs s + sum_kept(extra) s) /
+    (n_obs + n_keep)``; invalid rows contribute exactly zero."""
+    if not 0.0 <= drop_rate < 1.0:
+        raise ValueError(f"prune drop rate must be in [0, 1), got {drop_rate}")
+    if drop_rate == 0.0 or s.shape[0] == n_observed:
+        return pruned_score_loss_masked(s, valid, 0.0, keep)
+    obs, v_obs = s[:n_observed], valid[:n_observed]
+    total, n_keep = _masked_kept_sum(s[n_observed:], valid[n_observed:], drop_rate, keep)
+    return -(torch.where(_rows(v_obs, obs), obs, 0.0).sum(0) + total) / (v_obs.sum() + n_keep)
+
+
+def mask_rows(valid: torch.Tensor, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Each (N, ...) tensor with its invalid rows (``valid`` bool (N,) False) set to zero, with zero gradient."""
+    return tuple(torch.where(_rows(valid, t), t, 0.0) for t in tensors)
+
+
+def l2_reg(*tensors: torch.Tensor, batch_size: int | torch.Tensor) -> torch.Tensor:
     """Standard embedding regulariser ``1/(2B) sum_t ||t||_F^2`` over the batch rows of each tensor."""
     return sum(t.pow(2).sum() for t in tensors) / (2.0 * batch_size)
 
 
 def inverse_reg_original(
-    user: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, batch_size: int
+    user: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, batch_size: int | torch.Tensor
 ) -> torch.Tensor:
     """The original LLMRec "regulariser" (main.py:334-340, bug B5): ``sum_t 1/(2 ||t||_F^2 + 1e-8) / B``.
 

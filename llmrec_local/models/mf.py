@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import Recommender, TripleBatch
-from .losses import bpr_loss, l2_reg
+from .base import PaddedBatch, Recommender, TripleBatch
+from .losses import bpr_loss, bpr_scores, l2_reg, mask_rows, pruned_score_loss_masked
 
 
 class MF(Recommender):
@@ -33,4 +33,15 @@ class MF(Recommender):
         u, p, n = self.user[batch.users], self.item[batch.pos], self.item[batch.neg]
         bpr = bpr_loss(u, p, n)
         reg = self.reg_weight * l2_reg(u, p, n, batch_size=len(batch))
+        return bpr + reg, {"bpr": bpr.detach(), "reg": reg.detach()}
+
+    @property
+    def has_static_loss(self) -> bool:
+        return True
+
+    def static_loss(self, batch: PaddedBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """:meth:`loss` of ``batch.compact()`` at fixed shapes (padding rows masked; see :class:`PaddedBatch`)."""
+        u, p, n = self.user[batch.users], self.item[batch.pos], self.item[batch.neg]
+        bpr = pruned_score_loss_masked(bpr_scores(u, p, n), batch.valid, 0.0, "hardest")
+        reg = self.reg_weight * l2_reg(*mask_rows(batch.valid, u, p, n), batch_size=batch.valid.sum())
         return bpr + reg, {"bpr": bpr.detach(), "reg": reg.detach()}

@@ -4,6 +4,7 @@ Per batch, as in the original (load_data.py:157-195): ``B`` distinct users drawn
 training item; for each, one positive uniform over the user's training items and one negative uniform over all items
 outside the user's training set (rejection sampling, redrawn in vectorised rounds). LLM triples are added for a
 random fraction ``aug_sample_rate`` of the batch's users (main.py:216-224), and optionally random noisy triples.
+:meth:`TripleSampler.sample_padded` draws the same batch padded to a fixed size (for the static training step).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..models.base import TripleBatch
+from ..models.base import PaddedBatch, TripleBatch
 
 
 def _group_by_user(users: np.ndarray, values: np.ndarray, n_users: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -79,8 +80,10 @@ class TripleSampler:
             bad[idx] = self._in_train(users[idx], neg[idx])
         return neg
 
-    def sample(self, batch_size: int, aug_sample_rate: float = 0.0, noise_rate: float = 0.0) -> TripleBatch:
-        """Observed triples for ``min(batch_size, #active users)`` distinct users, then LLM and noise triples."""
+    def _draw(self, batch_size: int, aug_sample_rate: float, noise_rate: float
+              ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], int, int]:
+        """The triples of one batch as row blocks (observed; LLM, if any; noise, if any) of users, positives and
+        negatives, the observed count n, and the index of the LLM block (-1: none)."""
         n = min(batch_size, len(self.active))
         perm = torch.randperm(len(self.active), generator=self.gen, device=self.device)[:n]
         users = self.active[perm]
@@ -89,15 +92,17 @@ class TripleSampler:
         pos = self.items[start + (self._rand(n) * deg).long().clamp(max=deg - 1)]
         neg = self.negatives(users)
         parts_u, parts_p, parts_n = [users], [pos], [neg]
-        n_aug = int(batch_size * aug_sample_rate)
-        if n_aug and self.aug_indptr is not None:
+        aug_block = -1
+        n_aug = self.aug_slots(batch_size, aug_sample_rate)
+        if n_aug:
             cand = users[torch.randperm(n, generator=self.gen, device=self.device)[:n_aug]]
-            a_start = self.aug_indptr[cand]
-            a_cnt = self.aug_indptr[cand + 1] - a_start
+            a_start = self.aug_indptr[cand]  # type: ignore[index]
+            a_cnt = self.aug_indptr[cand + 1] - a_start  # type: ignore[index]
             has = a_cnt > 0
             cand, a_start, a_cnt = cand[has], a_start[has], a_cnt[has]
             rows = a_start + (self._rand(len(cand)) * a_cnt).long().clamp(max=a_cnt - 1) if len(cand) else a_start
             triples = self.aug_pairs[rows]
+            aug_block = len(parts_u)
             parts_u.append(triples[:, 0]), parts_p.append(triples[:, 1]), parts_n.append(triples[:, 2])
         n_noise = int(batch_size * noise_rate)
         if n_noise:
@@ -105,4 +110,30 @@ class TripleSampler:
             parts_u.append(nu)
             parts_p.append(torch.randint(0, self.n_items, (n_noise,), generator=self.gen, device=self.device))
             parts_n.append(torch.randint(0, self.n_items, (n_noise,), generator=self.gen, device=self.device))
+        return parts_u, parts_p, parts_n, n, aug_block
+
+    def aug_slots(self, batch_size: int, aug_sample_rate: float) -> int:
+        """Users drawn per batch for an LLM triple, ``int(batch_size * aug_sample_rate)`` (0 without LLM pairs): the
+        most LLM rows a batch can hold (a drawn user without an LLM pair adds none)."""
+        return int(batch_size * aug_sample_rate) if self.aug_indptr is not None else 0
+
+    def sample(self, batch_size: int, aug_sample_rate: float = 0.0, noise_rate: float = 0.0) -> TripleBatch:
+        """Observed triples for ``min(batch_size, #active users)`` distinct users, then LLM and noise triples."""
+        parts_u, parts_p, parts_n, n, _ = self._draw(batch_size, aug_sample_rate, noise_rate)
         return TripleBatch(torch.cat(parts_u), torch.cat(parts_p), torch.cat(parts_n), n_observed=n)
+
+    def sample_padded(self, batch_size: int, aug_sample_rate: float = 0.0, noise_rate: float = 0.0) -> PaddedBatch:
+        """:meth:`sample` at a fixed size: the same draws from the generator (so the same triples, and the same random
+        stream afterwards), with the LLM block padded to :meth:`aug_slots` rows; ``compact()`` gives back exactly
+        what :meth:`sample` would have returned. Every batch of a run has ``min(batch_size, #active) + aug_slots +
+        int(batch_size * noise_rate)`` rows."""
+        parts_u, parts_p, parts_n, n, aug_block = self._draw(batch_size, aug_sample_rate, noise_rate)
+        n_pad = self.aug_slots(batch_size, aug_sample_rate) - (len(parts_u[aug_block]) if aug_block >= 0 else 0)
+        valid = [torch.ones(len(u), dtype=torch.bool, device=self.device) for u in parts_u]
+        if n_pad:
+            at = aug_block + 1 if aug_block >= 0 else 1  # right after the LLM rows (or the observed ones)
+            pad = torch.zeros(n_pad, dtype=torch.long, device=self.device)
+            for parts in (parts_u, parts_p, parts_n):
+                parts.insert(at, pad)
+            valid.insert(at, torch.zeros(n_pad, dtype=torch.bool, device=self.device))
+        return PaddedBatch(torch.cat(parts_u), torch.cat(parts_p), torch.cat(parts_n), torch.cat(valid), n_observed=n)

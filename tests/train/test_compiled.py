@@ -120,8 +120,9 @@ def test_compiled_step_equals_eager_on_cpu(case):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("case", ["mf", "lightgcn", "llmrec-faithful"])  # the GPU check's time is short
 def test_compiled_step_with_cuda_graphs_equals_eager_on_cuda(case):
-    """reduce-overhead on CUDA (compiled graphs replayed as CUDA graphs) against the eager step on CUDA (the CUDA
-    sampler draws from CUDA's random stream, so the CPU's triples differ: eager CUDA is the reference here)."""
+    """reduce-overhead on CUDA (for these models the static step: the loss compiled whole and replayed as CUDA
+    graphs; test_static_step.py has its padded-batch cases) against the eager step on CUDA (the CUDA sampler draws
+    from CUDA's random stream, so the CPU's triples differ: eager CUDA is the reference here)."""
     torch._dynamo.reset()
     eager, comp = _step(case, "off", "cuda"), _step(case, "reduce-overhead", "cuda")
     for _ in range(3):  # cudagraph trees record on the second call and replay from the third
