@@ -19,6 +19,7 @@ A run that reaches its epoch cap while the smoothed curve improved within the la
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 
@@ -76,3 +77,24 @@ class EarlyStopping:
     @classmethod
     def from_dict(cls, state: dict[str, float | int | bool | None]) -> "EarlyStopping":
         return cls(**state)  # type: ignore[arg-type]
+
+
+def replay(curve: Iterable[tuple[int, float]], rule: EarlyStopping, epochs: int | None = None) -> EarlyStopping:
+    """Feed a recorded validation curve to `rule` and return it: what another stopping rule would have done.
+
+    `curve`: ``(epoch, value)`` pairs, oldest first (a run's ``train_log.jsonl`` records that have ``val``); fed
+    until the rule stops, the curve ends, or the epoch exceeds `epochs` (the other rule's cap). Afterwards
+    ``rule.best_epoch`` is the checkpoint that rule keeps, ``rule.last_epoch`` where it stopped and ``rule.stopped``
+    False means the recorded curve ended before the rule decided (or the cap came first).
+
+    Why a replay is exact: training never reads the stopping settings (the initial weights and the sampler are
+    seeded from ``seed`` alone), so the run a stricter rule stops is, epoch for epoch, a prefix of the run a looser
+    rule stops; the kept checkpoint's test metrics are the longer run's when both rules keep the same epoch.
+    """
+    for epoch, value in curve:
+        if epochs is not None and epoch > epochs:
+            break
+        rule.observe(epoch, value)
+        if rule.stopped:
+            break
+    return rule

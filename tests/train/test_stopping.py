@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from llmrec_local.train.stopping import EarlyStopping
+from llmrec_local.train.stopping import EarlyStopping, replay
 
 
 def _run(rule: EarlyStopping, curve: list[float], eval_every: int = 1) -> int:
@@ -142,3 +144,35 @@ def test_stopping_defaults_are_part_of_the_config_hash() -> None:
     v01 = TrainConfig(epochs=200, patience=10, min_epochs=0, smoothing=0.0, min_delta=0.0)
     assert train_config_hash(TrainConfig()) != train_config_hash(v01)
     assert train_config_hash(TrainConfig(min_epochs=5)) != train_config_hash(TrainConfig())
+
+
+def test_replay_finds_where_another_rule_stops_on_a_recorded_curve() -> None:
+    # a plateau at 0.2 for 15 epochs, then a climb to 0.3 at epoch 30 and a decline
+    curve = [(e, 0.2 + (0.01 if e == 2 else 0.0)) for e in range(1, 16)]
+    curve += [(e, 0.2 + 0.1 * (e - 15) / 15) for e in range(16, 31)]
+    curve += [(e, 0.3 - 0.001 * (e - 30)) for e in range(31, 91)]
+    old = replay(curve, EarlyStopping(patience=10))
+    assert (old.best_epoch, old.last_epoch, old.stopped) == (2, 13, True)  # v0.1's rule stops on the plateau
+    new = replay(curve, EarlyStopping(patience=20, min_epochs=50, smoothing=0.5, min_delta=1e-4))
+    # the smoothed curve still rises for two epochs after the raw peak at 30: last improvement 32, stop at 32 + 21
+    assert new.stopped and new.best_epoch == 30 and new.last_epoch == 53
+    short = replay(curve[:40], EarlyStopping(patience=20, min_epochs=50))
+    assert not short.stopped and short.last_epoch == 40  # the recording ended before the rule decided
+    capped = replay(curve, EarlyStopping(patience=20), epochs=25)
+    assert not capped.stopped and capped.last_epoch == 25 and capped.best_epoch == 25
+
+
+def test_replaying_a_longer_runs_log_reproduces_a_stricter_runs_stop(tmp_path, planted_arrays) -> None:
+    """Training does not read the stopping settings, so the strict run is a prefix of the loose one."""
+    from llmrec_local.artifacts.run import read_train_log
+    from llmrec_local.train import ModelConfig, TrainConfig, train
+
+    base = dict(model=ModelConfig(name="mf"), epochs=40, batch_size=128, lr=0.02, progress=False, min_epochs=0,
+                smoothing=0.0, min_delta=0.0)
+    strict = train(TrainConfig(patience=2, **base), planted_arrays, tmp_path / "strict")
+    loose = train(TrainConfig(patience=30, **base), planted_arrays, tmp_path / "loose")
+    curve = [(r["epoch"], r["val"]["recall@20"]) for r in read_train_log(loose) if "val" in r]
+    rule = replay(curve, EarlyStopping(patience=2))
+    manifest = json.loads((strict / "manifest.json").read_text())
+    assert rule.stopped and (rule.best_epoch, rule.last_epoch) == (manifest["best_epoch"], manifest["epochs_run"])
+    assert rule.last_epoch < len(curve)  # the strict rule did stop earlier than the loose one

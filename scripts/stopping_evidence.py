@@ -1,0 +1,105 @@
+"""Before/after table of stopping rules for a multi-seed study, from its logs (docs/results.md, "Five systems").
+
+    python scripts/stopping_evidence.py LABEL STUDY [--v01 STUDY_V01] [--baseline lightgcn]
+
+STUDY is a ``python -m llmrec_local.run.multiseed`` output trained under the stopping defaults; every run with a
+test evaluation (``STUDY/runs/<system>-seed<k>/eval``) is read. v0.1's rule (patience 10 epochs on the raw curve, no
+floor, cap 200) is replayed on each run's validation curve (`llmrec_local.train.stopping.replay`; exact, as training
+never reads the stopping settings). Where it keeps the same checkpoint the test metrics are the run's own; where it
+keeps another one they come from the real v0.1 run of the same seed in STUDY_V01 (trained with
+``epochs=200 patience=10 min_epochs=0 smoothing=0 min_delta=0``), and the seed is listed on stderr until it exists.
+Paired tests of each system against the baseline use the seeds both have (`run.summary.summarize_runs`: Wilcoxon
+over users, t over seeds), Holm-adjusted over the systems. Prints markdown table rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+from llmrec_local.evaluate.significance import holm
+from llmrec_local.run.summary import summarize_runs
+from llmrec_local.train.stopping import EarlyStopping, replay
+
+SYSTEMS = ("mf", "lightgcn", "sgl", "simgcl", "llmrec")
+V01 = dict(patience=10, min_epochs=0, smoothing=0.0, min_delta=0.0)  # v0.1's rule, cap 200 epochs
+
+
+def _test(run: Path) -> tuple[float, float]:
+    metrics = json.loads((run / "eval" / "metrics.json").read_text())["metrics"]
+    return metrics["recall@20"], metrics["ndcg@20"]
+
+
+def _mean_std(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.4f}"
+    return f"{statistics.fmean(values):.4f} ± {statistics.stdev(values):.4f}" if values else "n/a"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("label", help="dataset name for the first column")
+    p.add_argument("study", type=Path, help="multi-seed output trained under the stopping defaults")
+    p.add_argument("--v01", type=Path, default=None, help="multi-seed output of the v0.1-rule runs (same seeds)")
+    p.add_argument("--baseline", default="lightgcn", help="system the others are tested against")
+    args = p.parse_args(argv)
+    runs_dir = args.study / "runs"
+    done = {m: [s for s in range(100) if (runs_dir / f"{m}-seed{s}" / "eval" / "_COMPLETE").exists()]
+            for m in SYSTEMS}
+    raw = {}
+    for m in SYSTEMS:
+        common = [s for s in done[m] if s in done[args.baseline]]
+        if m == args.baseline or not common:
+            continue
+        runs = {k: [runs_dir / f"{k}-seed{s}" for s in common] for k in (args.baseline, m)}
+        r20 = summarize_runs(runs, args.baseline, ["recall@20"])["systems"][m]["recall@20"]
+        raw[m] = (len(common), r20["vs_baseline_over_users"]["wilcoxon_p"], r20["vs_baseline_over_seeds"]["t_p"],
+                  r20["vs_baseline_over_users"]["mean_diff"])
+    p_users = dict(zip(raw, holm([v[1] for v in raw.values()])))
+    p_seeds = dict(zip(raw, holm([v[2] for v in raw.values()])))
+    for m in SYSTEMS:
+        new, old = [], []
+        for s in done[m]:
+            run = runs_dir / f"{m}-seed{s}"
+            manifest = json.loads((run / "manifest.json").read_text())
+            recall, ndcg = _test(run)
+            new.append((manifest["best_epoch"], manifest["epochs_run"], manifest["stopping"]["still_improving"],
+                        recall, ndcg))
+            curve = [(r["epoch"], r["val"]["recall@20"]) for r in map(json.loads, open(run / "train_log.jsonl"))
+                     if "val" in r]
+            rule = replay(curve, EarlyStopping(**V01), epochs=200)
+            if not rule.stopped and rule.last_epoch < 200:
+                print(f"{m} seed {s}: v0.1's rule had not stopped when the run ended", file=sys.stderr)
+            elif rule.best_epoch == manifest["best_epoch"]:
+                old.append((rule.best_epoch, rule.last_epoch, not rule.stopped, recall, ndcg))
+            elif args.v01 is not None and (args.v01 / "runs" / f"{m}-seed{s}" / "eval" / "_COMPLETE").exists():
+                v01_run = args.v01 / "runs" / f"{m}-seed{s}"
+                v01 = json.loads((v01_run / "manifest.json").read_text())
+                if (v01["best_epoch"], v01["epochs_run"]) != (rule.best_epoch, rule.last_epoch):
+                    raise SystemExit(f"{v01_run}: best/last epoch {v01['best_epoch']}/{v01['epochs_run']}, the "
+                                     f"replay says {rule.best_epoch}/{rule.last_epoch}: not the same training")
+                old.append((rule.best_epoch, rule.last_epoch, False, *_test(v01_run)))
+            else:
+                print(f"{m} seed {s}: v0.1 keeps epoch {rule.best_epoch} (stops at {rule.last_epoch}), the defaults "
+                      f"{manifest['best_epoch']}: train it with v0.1's rule into --v01", file=sys.stderr)
+        for rule_name, rows in (("v0.1", old), ("defaults", new)):
+            if not rows:
+                continue
+            test = "—"
+            if rule_name == "defaults":
+                test = "baseline" if m == args.baseline else "—"
+                if m in raw:
+                    n, _, _, diff = raw[m]
+                    test = (f"{p_users[m]:.2g} / {p_seeds[m]:.2g}" if p_seeds[m] is not None else f"{p_users[m]:.2g} / —")
+                    test += (f" ({n} seeds)" if n != len(rows) else "") + f", Δ {diff:+.4f}"
+            print(f"| {args.label} | {m} | untuned | {rule_name} | {len(rows)} | {'/'.join(str(r[0]) for r in rows)} "
+                  f"| {'/'.join(str(r[1]) for r in rows)} | {sum(bool(r[2]) for r in rows)} | "
+                  f"{_mean_std([r[3] for r in rows])} | {_mean_std([r[4] for r in rows])} | {test} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
