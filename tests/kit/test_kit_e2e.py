@@ -45,9 +45,6 @@ def test_pack_install_verify_doctor_quickstart(tmp_path: Path) -> None:
 
     # Offline install: install.sh allows only the kit; a dead proxy makes any other network use fail loudly.
     offline = {k: v for k, v in env.items() if not k.startswith("PIP_")}
-    # No byte-compiling of the ~30,000 installed files (minutes on 2 cores, nothing to do with being offline):
-    # pip reads PIP_NO_COMPILE as the value of its `compile` option, so "0" is what turns compiling off.
-    offline["PIP_NO_COMPILE"] = "0"
     offline.update(HTTP_PROXY="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9", http_proxy="http://127.0.0.1:9",
                    https_proxy="http://127.0.0.1:9", PYTHON=sys.executable)
     start = time.perf_counter()
