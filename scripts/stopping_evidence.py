@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
         for s in done[m]:
             run = runs_dir / f"{m}-seed{s}"
             manifest = json.loads((run / "manifest.json").read_text())
+            if "sizing" in manifest:
+                raise SystemExit(f"{run}: sized with 'auto' (eval_every 'auto' depends on the patience); "
+                                 f"replay needs runs with explicit values")
             recall, ndcg = _test(run)
             new.append((manifest["best_epoch"], manifest["epochs_run"], manifest["stopping"]["still_improving"],
                         recall, ndcg))

@@ -226,7 +226,7 @@ def text_table_inputs(table: TextTable, vocabulary: IdVocabulary, source: str) -
     else:
         target = dict(zip(by_id, by_id))
     known = [i for i in target if target[i] in vocabulary]
-    unknown = [i for i in by_id if i not in known]
+    unknown = [i for i in by_id if i not in target or target[i] not in vocabulary]  # by_id minus known, in order
     inputs: list[str | None] = [None] * len(vocabulary)
     reached_by: dict[int, str] = {}
     for external, index in zip(known, vocabulary.index([target[i] for i in known]).tolist()):

@@ -64,7 +64,9 @@ class LightGCN(Recommender):
 
     @property
     def has_static_loss(self) -> bool:
-        return True
+        # Only while the loss is LightGCN's own: SGL and SimGCL inherit static_loss but add their contrastive terms
+        # in their own loss, so the static step would silently train them as plain LightGCN.
+        return type(self).loss is LightGCN.loss
 
     def prepare_static(self) -> None:
         if not hasattr(self, "static_graph"):

@@ -89,7 +89,9 @@ def replay(curve: Iterable[tuple[int, float]], rule: EarlyStopping, epochs: int 
 
     Why a replay is exact: training never reads the stopping settings (the initial weights and the sampler are
     seeded from ``seed`` alone), so the run a stricter rule stops is, epoch for epoch, a prefix of the run a looser
-    rule stops; the kept checkpoint's test metrics are the longer run's when both rules keep the same epoch.
+    rule stops; the kept checkpoint's test metrics are the longer run's when both rules keep the same epoch. Not for
+    runs with ``eval_every = "auto"``: its interval is capped at half the patience (train/sizing.py), so another
+    patience may evaluate at other epochs than the recorded curve has.
     """
     for epoch, value in curve:
         if epochs is not None and epoch > epochs:

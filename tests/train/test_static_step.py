@@ -192,6 +192,17 @@ def test_which_step_runs():
         _step("llmrec-fixed", static=True, **kw)
 
 
+@pytest.mark.parametrize("name", ["sgl", "simgcl"])
+def test_contrastive_models_keep_their_own_loss(name):
+    """SGL and SimGCL inherit LightGCN's static_loss but add contrastive terms in their own loss: reduce-overhead
+    must not swap that loss for LightGCN's static one."""
+    model = seeded_model(name, _train())
+    step = TrainStep(model, make_optimizer(model, 0.01, model.default_weight_decay), _sampler(), batch_size=16,
+                     compile="reduce-overhead", static=None)
+    assert not model.has_static_loss and not step.static
+    assert seeded_model("lightgcn", _train()).has_static_loss
+
+
 @pytest.mark.slow
 def test_static_loss_is_one_graph_and_compiles_whole():
     """``torch._dynamo.explain``: the faithful static loss is one graph, 0 breaks; and compiled with
