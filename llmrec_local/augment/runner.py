@@ -226,17 +226,18 @@ def _run_attempts(job: Job, tasks: list[Task], backend: LLMBackend, cache: Reque
         requests = [request_for(job, t, attempt, config) for t in pending]
         keys = [r.cache_key(backend.model_id, job.template_version) for r in requests]
         answers = cache.get_many(keys)
-        out.cached += sum(1 for k in set(keys) if k in answers)
+        cached = sum(1 for k in set(keys) if k in answers)  # distinct requests the cache answers
+        out.cached += cached
         todo = [(r, k) for r, k in zip(requests, keys) if k not in answers]
         todo = list({k: (r, k) for r, k in todo}.values())  # identical requests are sent once
         # Common prefixes side by side (the same batches in every executor and on every rerun).
-        ids = prompt_ids([r for r, _ in todo], ctx.tokenizer) if todo else None
+        ids = prompt_ids([r for r, _ in todo], ctx.tokenizer)
         order = send_order([r for r, _ in todo], ids, [k for _, k in todo])
         todo = [todo[i] for i in order]
         if attempt == 0:
             out.plan = token_plan(job.name, backend.model_id, [r for r, _ in todo],
                                   None if ids is None else [ids[i] for i in order], batch_size=config.batch_size,
-                                  tasks=len(pending), cached=len(pending) - len(todo), ctx=ctx,
+                                  tasks=len(pending), cached=cached, ctx=ctx,
                                   engine_loaded=loaded_before, cached_completion=cache.completion_stats())
             log.info("%s", plan_line(job.name, backend.model_id, out.plan))
         sent_before = (out.sent, out.new_prompt_tokens, out.new_completion_tokens)
