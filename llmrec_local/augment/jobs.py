@@ -112,9 +112,14 @@ class LineCounter:
             raise ConfigError(f"augment.history_max_tokens={self.config.history_max_tokens} counts tokens with the "
                               f"model's tokenizer, but no tokenizer of {self.config.model!r} was given; place the "
                               "model folder where the registry finds it (--models-dir), or use history_max_chars")
-        new = [t for t in dict.fromkeys(texts) if t not in self._known]
+        # An item's line repeats in many histories, a joined history block (lines + newlines, the final check of the
+        # budget) belongs to one user: blocks are counted without being kept, so the memo stays catalogue-sized.
+        distinct = list(dict.fromkeys(texts))
+        blocks = [t for t in distinct if "\n" in t and t != "\n"]
+        new = [t for t in distinct if t not in self._known and ("\n" not in t or t == "\n")]
         self._known.update(zip(new, self.tokenizer.count(new)))
-        return [self._known[t] for t in texts]
+        once = dict(zip(blocks, self.tokenizer.count(blocks))) if blocks else {}
+        return [once[t] if t in once else self._known[t] for t in texts]
 
 
 def _history(texts: Sequence[ItemText | None], items: Sequence[int], config: AugmentConfig,

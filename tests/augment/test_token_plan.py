@@ -135,6 +135,12 @@ def test_history_budget_keeps_every_history_within_its_tokens(dataset: Dataset, 
         lines = after.context.history.lines
         assert len(lines) == 1 or tokenizer.count(["\n".join(lines)])[0] <= 40
         assert after.context.history.shown <= before.context.history.shown
+    from llmrec_local.augment.jobs import LineCounter
+
+    counter = LineCounter(tokenizer, AugmentConfig(history_max_tokens=40))
+    blocks = ["- a\n- b", "- a\n- b\n- c"]
+    assert counter(["- a", "\n", *blocks]) == tokenizer.count(["- a", "\n", *blocks])
+    assert set(counter._known) == {"- a", "\n"}  # per-user blocks are counted, not kept
 
 
 def test_estimate_comes_from_the_throughput_log(tmp_path: Path) -> None:
