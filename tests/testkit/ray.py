@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def start_local_ray() -> Iterator[None]:
-    """A local Ray runtime for one test module: 2 CPUs (the actors ask for fractions of them), no dashboard."""
+    """A local Ray runtime for one test session: 2 CPUs (the actors ask for fractions of them), no dashboard."""
     import ray
 
     path = os.pathsep.join(p for p in (str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")) if p)
