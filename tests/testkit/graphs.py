@@ -17,6 +17,16 @@ def random_train(seed: int = 0, p: float = 0.3) -> np.ndarray:
     return np.array([[u, i] for u in range(U) for i in range(I) if rng.random() < p])
 
 
+def random_side(seed: int = 0) -> dict[str, object]:
+    """Random LLMRec side inputs for the U x I graph: image (I, 6), text (I, 12), profiles (U, 10), two attribute
+    fields (I, 8) each."""
+    rng = np.random.default_rng(seed)
+    return {"item_image": rng.standard_normal((I, 6), dtype=np.float32),
+            "item_text": rng.standard_normal((I, 12), dtype=np.float32),
+            "user_profiles": rng.standard_normal((U, 10), dtype=np.float32),
+            "item_attributes": {f: rng.standard_normal((I, 8), dtype=np.float32) for f in ("a", "b")}}
+
+
 def fixed_batch(device: str = "cpu") -> TripleBatch:
     """16 distinct users with random positive and negative items, the same on every call (generator seed 1)."""
     g = torch.Generator().manual_seed(1)

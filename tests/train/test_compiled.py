@@ -12,7 +12,7 @@ import os
 import numpy as np
 import pytest
 import torch
-from testkit.graphs import I, U, random_train, seeded_model
+from testkit.graphs import I, U, random_side, random_train, seeded_model
 
 from llmrec_local.config import hash_dict
 from llmrec_local.train import TrainConfig, TripleSampler, make_optimizer, train_config_hash
@@ -31,19 +31,11 @@ CASES = {
 }
 
 
-def _side(seed: int = 0) -> dict[str, object]:
-    rng = np.random.default_rng(seed)
-    return {"item_image": rng.standard_normal((I, 6), dtype=np.float32),
-            "item_text": rng.standard_normal((I, 12), dtype=np.float32),
-            "user_profiles": rng.standard_normal((U, 10), dtype=np.float32),
-            "item_attributes": {f: rng.standard_normal((I, 8), dtype=np.float32) for f in ("a", "b")}}
-
-
 def _step(case: str, compile: str, device: str = "cpu") -> TrainStep:
     """The same seeded model, optimizer and sampler (with LLM triples for every user) on every call."""
     name, kwargs = CASES[case]
     train = random_train()
-    extra = _side() if name == "llmrec" else {}
+    extra = random_side() if name == "llmrec" else {}
     model = seeded_model(name, train, **kwargs, **extra).to(device)
     rng = np.random.default_rng(1)
     aug = np.stack([np.arange(U), rng.integers(0, I, U), rng.integers(0, I, U)], 1)

@@ -13,7 +13,7 @@ import os
 import numpy as np
 import pytest
 import torch
-from testkit.graphs import I, U, random_train, seeded_model
+from testkit.graphs import I, U, random_side, random_train, seeded_model
 
 from llmrec_local.graph import StaticAdjacency, build_graph
 from llmrec_local.models.losses import (
@@ -47,14 +47,6 @@ def _train() -> np.ndarray:
     return t[(t[:, 0] < 27) & (t[:, 1] < 32)]
 
 
-def _side(seed: int = 0) -> dict[str, object]:
-    rng = np.random.default_rng(seed)
-    return {"item_image": rng.standard_normal((I, 6), dtype=np.float32),
-            "item_text": rng.standard_normal((I, 12), dtype=np.float32),
-            "user_profiles": rng.standard_normal((U, 10), dtype=np.float32),
-            "item_attributes": {f: rng.standard_normal((I, 8), dtype=np.float32) for f in ("a", "b")}}
-
-
 def _sampler(device: str = "cpu") -> TripleSampler:
     rng = np.random.default_rng(1)
     aug = np.stack([np.arange(U), rng.integers(0, I, U), rng.integers(0, I, U)], 1)[::2]  # every other user
@@ -63,7 +55,7 @@ def _sampler(device: str = "cpu") -> TripleSampler:
 
 def _step(case: str, static: bool, compile: str = "off", device: str = "cpu", **overrides: object) -> TrainStep:
     name, kwargs = CASES[case]
-    extra = _side() if name == "llmrec" else {}
+    extra = random_side() if name == "llmrec" else {}
     model = seeded_model(name, _train(), **{**kwargs, **overrides}, **extra).to(device)
     opt = make_optimizer(model, 0.01, model.default_weight_decay)
     return TrainStep(model, opt, _sampler(device), batch_size=16, aug_sample_rate=0.5, noise_rate=0.1,
