@@ -67,7 +67,9 @@ class TuneConfig:
     every tuned run; run_space: extra (or replacing) dimensions per run name. startup_trials: TPE's random trials
     before it models the history. pruning: median pruning (a trial stops when its validation value at an epoch is
     below the median of the earlier trials' values at that epoch), after prune_startup_trials trials have finished
-    and never before epoch prune_warmup_epochs.
+    and never before epoch prune_warmup_epochs. base_trial: the first trial trains the run's own settings (the
+    base config's values of the searched keys), so that the best configuration is never below the untuned one on
+    validation: what a fair "tuned vs untuned" comparison needs.
     """
 
     trials: int = 20
@@ -78,6 +80,9 @@ class TuneConfig:
     pruning: bool = True
     prune_startup_trials: int = 3
     prune_warmup_epochs: int = 10
+    # Off by default so that searches recorded before it existed keep their identity (search_identity adds it
+    # only when on).
+    base_trial: bool = False
 
     def __post_init__(self) -> None:
         if self.trials < 1 or self.startup_trials < 0 or self.prune_startup_trials < 0 \
@@ -90,6 +95,37 @@ class TuneConfig:
         """The dimensions searched for `run` (None: the shared space alone), in a stable order."""
         merged = {**self.space, **(self.run_space.get(run, {}) if run is not None else {})}
         return dict(sorted(merged.items()))
+
+
+def base_values(base: TrainConfig, space: Mapping[str, Distribution], run: str | None = None) -> dict[str, Any]:
+    """The base config's values of the searched keys, for the base trial (``{"lr": 0.005, "model.dim": 64}``).
+
+    A key whose base value is None (a model default resolved later, e.g. LLMRec's variant defaults) maps to None:
+    the base trial leaves it unset, so it trains exactly the base config. ConfigError when a value lies outside its
+    distribution (the sampler could never propose it again, and its importance would be meaningless).
+    """
+    data = to_dict(base)
+    out: dict[str, Any] = {}
+    for name, dist in space.items():
+        value: Any = data
+        for part in name.split("."):
+            value = value[part]
+        if value is not None and not _contains(dist, value):
+            bounds = list(dist.choices) if dist.type == "categorical" else f"[{dist.low}, {dist.high}]"
+            raise ConfigError(f"tune.base_trial: {run or 'the run'}'s own {name} = {value!r} lies outside its "
+                              f"search space {bounds}; widen tune.space.{name} (or the run_space) to include it, "
+                              "or set tune.base_trial = false")
+        out[name] = value
+    return out
+
+
+def _contains(dist: Distribution, value: Any) -> bool:
+    if dist.type == "categorical":
+        return value in dist.choices
+    assert dist.low is not None and dist.high is not None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not dist.low <= value <= dist.high:
+        return False
+    return dist.type != "int" or (value == int(value) and (value - dist.low) % (dist.step or 1) == 0)
 
 
 def check_key(name: str) -> None:
@@ -134,4 +170,5 @@ def tune_config(table: Mapping[str, Any], where: str = "tune") -> TuneConfig:
     return from_mapping(TuneConfig, table, where)
 
 
-__all__ = ["Distribution", "FIXED_KEYS", "TuneConfig", "apply_params", "base_config", "check_key", "tune_config"]
+__all__ = ["Distribution", "FIXED_KEYS", "TuneConfig", "apply_params", "base_config", "base_values", "check_key",
+           "tune_config"]

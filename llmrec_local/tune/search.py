@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 STUDY_NAME = "tune"
 #: Trial attribute marking a trial whose settings failed to train (it counts against the budget).
 _FAILED_ATTR = "failed"
+#: Trial attribute marking the base trial (the run's own settings, proposed first when asked for).
+_BASE_ATTR = "base"
 
 #: objective(params, report) -> validation value; report(value, epoch) raises the pruning signal when the trial
 #: should stop (let it propagate).
@@ -75,7 +77,8 @@ def _row(trial: Any) -> dict[str, Any]:
 
 def run_search(storage: Path, space: Mapping[str, Distribution], objective: Objective, *, budget: int, seed: int,
                startup_trials: int, pruning: bool, prune_startup_trials: int, prune_warmup_epochs: int,
-               failures: tuple[type[BaseException], ...] = ()) -> SearchResult:
+               failures: tuple[type[BaseException], ...] = (),
+               base_params: Mapping[str, Any] | None = None) -> SearchResult:
     """Run trials until `budget` count (see the module docstring), maximising the objective's validation value.
 
     Args:
@@ -83,6 +86,8 @@ def run_search(storage: Path, space: Mapping[str, Distribution], objective: Obje
         space: dotted TrainConfig key -> distribution.
         objective: trains one proposal (see `Objective`).
         failures: exceptions that mean "these settings do not train" (recorded as a failed trial, counted).
+        base_params: when given, the first trial trains these values (a None value: the key is not set, the base
+            config keeps its own); it counts against the budget like any other trial.
     """
     import optuna
     from optuna.trial import TrialState
@@ -97,8 +102,15 @@ def run_search(storage: Path, space: Mapping[str, Distribution], objective: Obje
         log.info("trial %d was interrupted; it is marked failed and its settings are proposed again", stale.number)
         study.tell(stale.number, state=TrialState.FAIL)
 
+    if base_params is not None and not any(
+            _counted(t) and t.user_attrs.get(_BASE_ATTR) for t in study.get_trials(deepcopy=False)):
+        # First (again, after a kill: the killed base trial was just marked failed, uncounted), so that a resumed
+        # search proposes what an uninterrupted one would have.
+        study.enqueue_trial({k: v for k, v in base_params.items() if v is not None}, user_attrs={_BASE_ATTR: True})
+
     def wrapped(trial: optuna.Trial) -> float:
-        params = {name: _suggest(trial, name, dist) for name, dist in space.items()}
+        unset = {k for k, v in (base_params or {}).items() if v is None} if trial.user_attrs.get(_BASE_ATTR) else set()
+        params = {name: _suggest(trial, name, dist) for name, dist in space.items() if name not in unset}
 
         def report(value: float, epoch: int) -> None:
             trial.report(value, epoch)

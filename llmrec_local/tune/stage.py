@@ -27,7 +27,7 @@ from ..config import to_dict
 from ..errors import ArtifactError, ConfigError, DataError
 from ..hashing import stable_hash
 from ..run.trials import train_trial, trial_identity
-from .config import TuneConfig, apply_params
+from .config import TuneConfig, apply_params, base_values
 
 if TYPE_CHECKING:
     from ..data.arrays import InteractionArrays
@@ -46,7 +46,8 @@ def search_identity(config: TuneConfig, base: "TrainConfig", run: str | None, da
             "startup_trials": config.startup_trials, "pruning": config.pruning,
             "prune_startup_trials": config.prune_startup_trials, "prune_warmup_epochs": config.prune_warmup_epochs,
             "base_config_hash": trial["base_config_hash"], "seed": base.seed, "dataset": dataset_hash,
-            "side": sorted(trial["side"]) + (["dataset_features"] if side and side.use_dataset_features else [])}
+            "side": sorted(trial["side"]) + (["dataset_features"] if side and side.use_dataset_features else []),
+            **({"base_trial": True} if config.base_trial else {})}
 
 
 def _changed(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
@@ -112,6 +113,7 @@ def tune(config: TuneConfig, base: "TrainConfig", dataset: "Path | InteractionAr
     if len(arrays.val) == 0:
         raise DataError(f"tune: dataset {info['path'] or '(in memory)'} has no validation split, and trials are "
                         "selected on validation only; prepare it with a validation split (val_ratio > 0)")
+    first = base_values(base, space, run) if config.base_trial else None
     identity = search_identity(config, base, run, info["config_hash"], side)
     config_hash = stable_hash(identity)
     inputs = {"dataset": info["content_digest"], **trial_identity(base, side)["side"]}
@@ -143,13 +145,15 @@ def tune(config: TuneConfig, base: "TrainConfig", dataset: "Path | InteractionAr
         result = run_search(storage, space, objective, budget=config.trials, seed=base.seed,
                             startup_trials=config.startup_trials, pruning=config.pruning,
                             prune_startup_trials=config.prune_startup_trials,
-                            prune_warmup_epochs=config.prune_warmup_epochs, failures=(DataError,))
+                            prune_warmup_epochs=config.prune_warmup_epochs, failures=(DataError,),
+                            base_params=first)
         if not result.best:
             raise DataError(f"tune {out}: none of the {config.trials} trials completed ({result.counts}); widen the "
                             "space (a learning rate that diverges?) or lower tune.prune_startup_trials")
         best = {**result.best, "metric": metric}
         summary = {"run": run, "metric": metric, "direction": "maximize", "budget": config.trials, "seed": base.seed,
                    "space": to_dict(space), "sampler": {"kind": "TPE", "startup_trials": config.startup_trials},
+                   "base_trial": config.base_trial,
                    "pruner": {"kind": "median" if config.pruning else "none",
                               "startup_trials": config.prune_startup_trials,
                               "warmup_epochs": config.prune_warmup_epochs},

@@ -180,3 +180,27 @@ def test_bad_searches_are_config_errors(data: Path, tmp_path: Path) -> None:
         _config(2, {"seed": {"type": "int", "low": 0, "high": 3}})
     with pytest.raises(ConfigError, match="low > 0"):
         _config(2, {"lr": {"type": "log_float", "low": 0.0, "high": 1.0}})
+
+
+def test_the_base_trial_trains_the_runs_own_settings_first(data: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """tune.base_trial: trial 0 is the base config (a None-valued key is left unset), the best is never below it,
+    a kill during it proposes it again, and the search identity changes only when the setting is on."""
+    from dataclasses import replace
+
+    base = replace(BASE, weight_decay=None)
+    space = {**SPACE, "weight_decay": {"type": "log_float", "low": 1e-6, "high": 1e-1}}
+    calls = _counting(monkeypatch, fail_on=1)
+    with pytest.raises(Killed):
+        tune(_config(3, space, base_trial=True), base, data, tmp_path / "tune")
+    calls = _counting(monkeypatch)
+    out = tune(_config(3, space, base_trial=True), base, data, tmp_path / "tune")
+    trials = read_trials(out)
+    assert len(calls) == 3 and trials[0]["params"] == {"lr": 0.01, "model.dim": 8, "weight_decay": None}  # unset
+    assert read_best(out)["value"] >= trials[0]["value"] and read_study(out)["base_trial"] is True
+    assert read_manifest(out)["search"]["base_trial"] is True
+    off = tune(_config(2), BASE, data, tmp_path / "off")
+    assert "base_trial" not in read_manifest(off)["search"]
+    narrow = {**SPACE, "lr": {"type": "log_float", "low": 0.02, "high": 5e-2}}
+    with pytest.raises(ConfigError, match=r"own lr = 0\.01 lies outside .*widen tune\.space\.lr"):
+        tune(_config(2, narrow, base_trial=True), BASE, data, tmp_path / "bad")
