@@ -204,3 +204,15 @@ def test_the_base_trial_trains_the_runs_own_settings_first(data: Path, tmp_path:
     narrow = {**SPACE, "lr": {"type": "log_float", "low": 0.02, "high": 5e-2}}
     with pytest.raises(ConfigError, match=r"own lr = 0\.01 lies outside .*widen tune\.space\.lr"):
         tune(_config(2, narrow, base_trial=True), BASE, data, tmp_path / "bad")
+
+
+def test_pruning_before_the_stopping_floor_is_warned(data: Path, tmp_path: Path,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """A pruner that may fire before early stopping could (min_epochs, here the 4-epoch cap) says so, with the fix."""
+    with caplog.at_level("WARNING", logger="llmrec_local.tune.stage"):
+        tune(_config(1), BASE, data, tmp_path / "warned")
+    assert "set tune.prune_warmup_epochs = 4" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="llmrec_local.tune.stage"):
+        tune(_config(1, prune_warmup_epochs=4), BASE, data, tmp_path / "quiet")
+    assert "prune_warmup_epochs" not in caplog.text
