@@ -1,8 +1,9 @@
 """Before/after table of stopping rules for a multi-seed study, from its logs (docs/results.md, "Five systems").
 
-    python scripts/stopping_evidence.py LABEL STUDY [--v01 STUDY_V01] [--baseline lightgcn]
+    python scripts/stopping_evidence.py LABEL STUDY [--v01 STUDY_V01] [--baseline lightgcn] [--tuning tuned]
 
-STUDY is a ``python -m llmrec_local.run.multiseed`` output trained under the stopping defaults; every run with a
+STUDY is a ``python -m llmrec_local.run.multiseed`` output or a recipe workdir (``runs/<system>-seed<k>/`` in both;
+``--tuning tuned`` labels the rows of a recipe whose runs were tuned first) trained under the stopping defaults; every run with a
 test evaluation (``STUDY/runs/<system>-seed<k>/eval``) is read. v0.1's rule (patience 10 epochs on the raw curve, no
 floor, cap 200) is replayed on each run's validation curve (`llmrec_local.train.stopping.replay`; exact, as training
 never reads the stopping settings). Where it keeps the same checkpoint the test metrics are the run's own; where it
@@ -20,6 +21,7 @@ import statistics
 import sys
 from pathlib import Path
 
+from llmrec_local.artifacts.run import read_train_log
 from llmrec_local.evaluate.significance import holm
 from llmrec_local.run.summary import summarize_runs
 from llmrec_local.train.stopping import EarlyStopping, replay
@@ -45,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("study", type=Path, help="multi-seed output trained under the stopping defaults")
     p.add_argument("--v01", type=Path, default=None, help="multi-seed output of the v0.1-rule runs (same seeds)")
     p.add_argument("--baseline", default="lightgcn", help="system the others are tested against")
+    p.add_argument("--tuning", default="untuned", help="label of the tuning column (e.g. tuned for a tuned recipe)")
     args = p.parse_args(argv)
     runs_dir = args.study / "runs"
     done = {m: [s for s in range(100) if (runs_dir / f"{m}-seed{s}" / "eval" / "_COMPLETE").exists()]
@@ -71,8 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             recall, ndcg = _test(run)
             new.append((manifest["best_epoch"], manifest["epochs_run"], manifest["stopping"]["still_improving"],
                         recall, ndcg))
-            curve = [(r["epoch"], r["val"]["recall@20"]) for r in map(json.loads, open(run / "train_log.jsonl"))
-                     if "val" in r]
+            curve = [(r["epoch"], r["val"]["recall@20"]) for r in read_train_log(run) if "val" in r]
             rule = replay(curve, EarlyStopping(**V01), epochs=200)
             if not rule.stopped and rule.last_epoch < 200:
                 print(f"{m} seed {s}: v0.1's rule had not stopped when the run ended", file=sys.stderr)
@@ -98,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                     n, _, _, diff = raw[m]
                     test = (f"{p_users[m]:.2g} / {p_seeds[m]:.2g}" if p_seeds[m] is not None else f"{p_users[m]:.2g} / —")
                     test += (f" ({n} seeds)" if n != len(rows) else "") + f", Δ {diff:+.4f}"
-            print(f"| {args.label} | {m} | untuned | {rule_name} | {len(rows)} | {'/'.join(str(r[0]) for r in rows)} "
+            print(f"| {args.label} | {m} | {args.tuning} | {rule_name} | {len(rows)} | {'/'.join(str(r[0]) for r in rows)} "
                   f"| {'/'.join(str(r[1]) for r in rows)} | {sum(bool(r[2]) for r in rows)} | "
                   f"{_mean_std([r[3] for r in rows])} | {_mean_std([r[4] for r in rows])} | {test} |")
     return 0

@@ -3,6 +3,7 @@
     [tune]
     trials = 12                       # the budget: trials per tuned run (complete, pruned or failed)
     runs = ["lightgcn", "llmrec"]     # recipe only: which runs are tuned (empty = every run)
+    base_trial = true                 # trial 0 trains the run's own settings (never below untuned on validation)
     [tune.space]                      # shared by every tuned run: TrainConfig keys (dotted for model.*)
     lr = { type = "log_float", low = 1e-4, high = 1e-2 }
     "model.dim" = { type = "categorical", choices = [32, 64, 128] }
