@@ -42,7 +42,15 @@ from typing import Any
 
 from ..hashing import default_cache_dir
 from ..llm.base import GenRequest
-from ..llm.tokens import PromptCounter, TokenIds, n_tokens, pack_ids, prefix_cache_hits, prefix_order
+from ..llm.tokens import (
+    PromptCounter,
+    TokenIds,
+    n_tokens,
+    pack_ids,
+    prefix_cache_hits,
+    prefix_order,
+    shared_prefix_lengths,
+)
 
 log = logging.getLogger(__name__)
 
@@ -178,10 +186,11 @@ def token_plan(job: str, model_id: str, requests: Sequence[GenRequest], ids: Seq
     plan["prompt_tokens_mean"] = round(prompt / n, 1) if n else None
     hits = 0
     if ctx.block_size is not None:
-        hits = sum(prefix_cache_hits(ids, ctx.block_size))
+        shared = shared_prefix_lengths(ids)
+        hits = sum(prefix_cache_hits(ids, ctx.block_size, shared=shared))
         per_batch = sum(sum(prefix_cache_hits(ids[s:s + batch_size], ctx.block_size))
                         for s in range(0, n, batch_size))
-        tok = sum(prefix_cache_hits(ids, 1))
+        tok = sum(prefix_cache_hits(ids, 1, shared=shared))
         plan["prefix_cache"] = {
             "block_size": ctx.block_size, "hit_tokens": hits, "share": round(hits / prompt, 4) if prompt else None,
             "share_per_batch": round(per_batch / prompt, 4) if prompt else None,

@@ -106,12 +106,15 @@ def shared_prefix_lengths(prompts: Sequence[TokenIds]) -> list[int]:
     return out
 
 
-def prefix_cache_hits(prompts: Sequence[TokenIds], block_size: int) -> list[int]:
+def prefix_cache_hits(prompts: Sequence[TokenIds], block_size: int, *,
+                      shared: Sequence[int] | None = None) -> list[int]:
     """Prompt tokens vLLM's prefix cache serves for each prompt sent in this order (one engine, no eviction):
-    ``floor(min(s_i, len_i - 1) / block_size) * block_size`` with `s_i` from `shared_prefix_lengths`."""
+    ``floor(min(s_i, len_i - 1) / block_size) * block_size`` with `s_i` from `shared_prefix_lengths` (pass them as
+    `shared` when they are at hand: several block sizes of one order need them once)."""
     if block_size < 1:
         raise ValueError(f"block_size must be >= 1, got {block_size}")
-    shared = shared_prefix_lengths(prompts)
+    if shared is None:
+        shared = shared_prefix_lengths(prompts)
     return [max(0, min(s, n_tokens(ids) - 1)) // block_size * block_size for s, ids in zip(shared, prompts)]
 
 
