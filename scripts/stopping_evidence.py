@@ -8,7 +8,8 @@ test evaluation (``STUDY/runs/<system>-seed<k>/eval``) is read. v0.1's rule (pat
 floor, cap 200) is replayed on each run's validation curve (`llmrec_local.train.stopping.replay`; exact, as training
 never reads the stopping settings). Where it keeps the same checkpoint the test metrics are the run's own; where it
 keeps another one they come from the real v0.1 run of the same seed in STUDY_V01 (trained with
-``epochs=200 patience=10 min_epochs=0 smoothing=0 min_delta=0``), and the seed is listed on stderr until it exists.
+``epochs=200 patience=10 min_epochs=0 smoothing=0 min_delta=0``), and the seed is listed on stderr until it exists
+(its epochs are in the row, its test metrics "n/a").
 Paired tests of each system against the baseline use the seeds both have (`run.summary.summarize_runs`: Wilcoxon
 over users, t over seeds), Holm-adjusted over the systems. Prints markdown table rows.
 """
@@ -35,10 +36,37 @@ def _test(run: Path) -> tuple[float, float]:
     return metrics["recall@20"], metrics["ndcg@20"]
 
 
-def _mean_std(values: list[float]) -> str:
+def _mean_std(values: list[float | None]) -> str:
+    """mean ± std of the values; "n/a (k of n)" when k of them are unknown (a v0.1 run not trained)."""
+    missing = sum(v is None for v in values)
+    if missing:
+        return f"n/a ({missing} of {len(values)} not trained)"
     if len(values) == 1:
         return f"{values[0]:.4f}"
     return f"{statistics.fmean(values):.4f} ± {statistics.stdev(values):.4f}" if values else "n/a"
+
+
+def _against_untuned(untuned: Path, runs_dir: Path, done: dict[str, list[int]]) -> dict[str, str]:
+    """Per system: paired tests of its runs in STUDY against its runs in `untuned` on recall@20 (seeds both have),
+    Holm-adjusted over the systems: "p users / p seeds, Δ" as text."""
+    raw = {}
+    for m in SYSTEMS:
+        common = [s for s in done[m] if (untuned / "runs" / f"{m}-seed{s}" / "eval" / "_COMPLETE").exists()]
+        if not common:
+            continue
+        runs = {"untuned": [untuned / "runs" / f"{m}-seed{s}" for s in common],
+                m: [runs_dir / f"{m}-seed{s}" for s in common]}
+        r20 = summarize_runs(runs, "untuned", ["recall@20"])["systems"][m]["recall@20"]
+        raw[m] = (r20["vs_baseline_over_users"]["wilcoxon_p"], r20["vs_baseline_over_seeds"]["t_p"],
+                  r20["vs_baseline_over_users"]["mean_diff"])
+    p_users = dict(zip(raw, holm([v[0] for v in raw.values()])))
+    p_seeds = dict(zip(raw, holm([v[1] for v in raw.values()])))
+    return {m: f"{_p(p_users[m])} / {_p(p_seeds[m])}, Δ {raw[m][2]:+.4f}" for m in raw}
+
+
+def _p(value: float | None) -> str:
+    """A p-value as text; "—" where the test is undefined (one seed, or no differences at all)."""
+    return "—" if value is None else f"{value:.2g}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--v01", type=Path, default=None, help="multi-seed output of the v0.1-rule runs (same seeds)")
     p.add_argument("--baseline", default="lightgcn", help="system the others are tested against")
     p.add_argument("--tuning", default="untuned", help="label of the tuning column (e.g. tuned for a tuned recipe)")
+    p.add_argument("--untuned", type=Path, default=None,
+                   help="the same systems' untuned study (same dataset and seeds): adds each system's paired test of "
+                        "STUDY against it (Holm over the systems) to its defaults row")
     args = p.parse_args(argv)
     runs_dir = args.study / "runs"
     done = {m: [s for s in range(100) if (runs_dir / f"{m}-seed{s}" / "eval" / "_COMPLETE").exists()]
@@ -63,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                   r20["vs_baseline_over_users"]["mean_diff"])
     p_users = dict(zip(raw, holm([v[1] for v in raw.values()])))
     p_seeds = dict(zip(raw, holm([v[2] for v in raw.values()])))
+    vs_untuned = _against_untuned(args.untuned, runs_dir, done) if args.untuned is not None else {}
     for m in SYSTEMS:
         new, old = [], []
         for s in done[m]:
@@ -88,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                                      f"replay says {rule.best_epoch}/{rule.last_epoch}: not the same training")
                 old.append((rule.best_epoch, rule.last_epoch, False, *_test(v01_run)))
             else:
+                old.append((rule.best_epoch, rule.last_epoch, False, None, None))
                 print(f"{m} seed {s}: v0.1 keeps epoch {rule.best_epoch} (stops at {rule.last_epoch}), the defaults "
                       f"{manifest['best_epoch']}: train it with v0.1's rule into --v01", file=sys.stderr)
         for rule_name, rows in (("v0.1", old), ("defaults", new)):
@@ -98,8 +131,10 @@ def main(argv: list[str] | None = None) -> int:
                 test = "baseline" if m == args.baseline else "—"
                 if m in raw:
                     n, _, _, diff = raw[m]
-                    test = (f"{p_users[m]:.2g} / {p_seeds[m]:.2g}" if p_seeds[m] is not None else f"{p_users[m]:.2g} / —")
+                    test = f"{_p(p_users[m])} / {_p(p_seeds[m])}"
                     test += (f" ({n} seeds)" if n != len(rows) else "") + f", Δ {diff:+.4f}"
+                if m in vs_untuned:
+                    test += f"; vs untuned: {vs_untuned[m]}"
             print(f"| {args.label} | {m} | {args.tuning} | {rule_name} | {len(rows)} | {'/'.join(str(r[0]) for r in rows)} "
                   f"| {'/'.join(str(r[1]) for r in rows)} | {sum(bool(r[2]) for r in rows)} | "
                   f"{_mean_std([r[3] for r in rows])} | {_mean_std([r[4] for r in rows])} | {test} |")
