@@ -151,7 +151,7 @@ class TransformersBackend:
         return self._grammars[key]
 
     def _render(self, req: GenRequest) -> str:
-        return self.tokenizer.apply_chat_template(list(req.messages), tokenize=False, add_generation_prompt=True)
+        return render_chat(self.tokenizer, req.messages)
 
     def _run_batch(self, reqs: Sequence[GenRequest], prompts: Sequence[str]) -> list[GenResult]:
         torch = self._torch
@@ -241,6 +241,12 @@ class TransformersBackend:
         self.model = None
 
 
+def render_chat(tokenizer: Any, messages: Sequence[dict[str, str]]) -> str:
+    """One chat as the model reads it: the tokenizer's chat template with the generation prompt appended
+    (``<|im_start|>assistant\\n`` for ChatML), as text: what the transformers backend sends and the token plan counts."""
+    return tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+
+
 class PromptTokenizer:
     """A model folder's own tokenizer and chat template, without the weights: what the augmentation stage counts
     prompt tokens with (history budgets, the token plan of a job).
@@ -278,8 +284,7 @@ class PromptTokenizer:
         (``<|im_start|>assistant\\n`` for ChatML), encoded without added special tokens."""
         if not conversations:
             return []
-        texts = [self.tokenizer.apply_chat_template(list(m), tokenize=False, add_generation_prompt=True)
-                 for m in conversations]
+        texts = [render_chat(self.tokenizer, m) for m in conversations]
         return [list(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
 
