@@ -3,8 +3,8 @@
     python scripts/stopping_evidence.py LABEL STUDY [--v01 STUDY_V01] [--baseline lightgcn] [--tuning tuned]
 
 STUDY is a ``python -m llmrec_local.run.multiseed`` output or a recipe workdir (``runs/<system>-seed<k>/`` in both;
-``--tuning tuned`` labels the rows of a recipe whose runs were tuned first) trained under the stopping defaults; every run with a
-test evaluation (``STUDY/runs/<system>-seed<k>/eval``) is read. v0.1's rule (patience 10 epochs on the raw curve, no
+``--tuning tuned`` labels the rows of a recipe whose runs were tuned first) trained under the stopping defaults;
+every run with a test evaluation (``STUDY/runs/<system>-seed<k>/eval``) is read. v0.1's rule (patience 10 epochs on the raw curve, no
 floor, cap 200) is replayed on each run's validation curve (`llmrec_local.train.stopping.replay`; exact, as training
 never reads the stopping settings). Where it keeps the same checkpoint the test metrics are the run's own; where it
 keeps another one they come from the real v0.1 run of the same seed in STUDY_V01 (trained with
@@ -135,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
                     test += (f" ({n} seeds)" if n != len(rows) else "") + f", Δ {diff:+.4f}"
                 if m in vs_untuned:
                     test += f"; vs untuned: {vs_untuned[m]}"
-            print(f"| {args.label} | {m} | {args.tuning} | {rule_name} | {len(rows)} | {'/'.join(str(r[0]) for r in rows)} "
+            print(f"| {args.label} | {m} | {args.tuning} | {rule_name} | {len(rows)} | "
+                  f"{'/'.join(str(r[0]) for r in rows)} "
                   f"| {'/'.join(str(r[1]) for r in rows)} | {sum(bool(r[2]) for r in rows)} | "
                   f"{_mean_std([r[3] for r in rows])} | {_mean_std([r[4] for r in rows])} | {test} |")
     return 0

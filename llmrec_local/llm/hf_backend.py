@@ -243,7 +243,8 @@ class TransformersBackend:
 
 def render_chat(tokenizer: Any, messages: Sequence[dict[str, str]]) -> str:
     """One chat as the model reads it: the tokenizer's chat template with the generation prompt appended
-    (``<|im_start|>assistant\\n`` for ChatML), as text: what the transformers backend sends and the token plan counts."""
+    (``<|im_start|>assistant\\n`` for ChatML), as text: what the transformers backend sends and the token plan
+    counts."""
     return tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
 
 
