@@ -1,6 +1,6 @@
 """Before/after table of stopping rules for a multi-seed study, from its logs (docs/results.md, "Five systems").
 
-    python scripts/stopping_evidence.py LABEL STUDY [--v01 STUDY_V01] [--baseline lightgcn] [--tuning tuned]
+    python scripts/stopping_evidence.py LABEL STUDY [--v01 STUDY_V01 ...] [--baseline lightgcn] [--tuning tuned]
 
 STUDY is a ``python -m llmrec_local.run.multiseed`` output or a recipe workdir (``runs/<system>-seed<k>/`` in both;
 ``--tuning tuned`` labels the rows of a recipe whose runs were tuned first) trained under the stopping defaults;
@@ -64,6 +64,18 @@ def _against_untuned(untuned: Path, runs_dir: Path, done: dict[str, list[int]]) 
     return {m: f"{_p(p_users[m])} / {_p(p_seeds[m])}, Δ {raw[m][2]:+.4f}" for m in raw}
 
 
+def _v01_run(folders: list[Path], name: str, curve: list[tuple[int, float]]) -> Path | None:
+    """The v0.1 run `name` among `folders` whose validation curve is a prefix of `curve` (the same training
+    stopped earlier: same settings and seed, bit for bit); None when no folder has one."""
+    for folder in folders:
+        run = folder / "runs" / name
+        if (run / "eval" / "_COMPLETE").exists():
+            mine = [(r["epoch"], r["val"]["recall@20"]) for r in read_train_log(run) if "val" in r]
+            if mine == curve[:len(mine)]:
+                return run
+    return None
+
+
 def _p(value: float | None) -> str:
     """A p-value as text; "—" where the test is undefined (one seed, or no differences at all)."""
     return "—" if value is None else f"{value:.2g}"
@@ -73,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("label", help="dataset name for the first column")
     p.add_argument("study", type=Path, help="multi-seed output trained under the stopping defaults")
-    p.add_argument("--v01", type=Path, default=None, help="multi-seed output of the v0.1-rule runs (same seeds)")
+    p.add_argument("--v01", type=Path, nargs="+", default=[],
+                   help="multi-seed outputs of the v0.1-rule runs (same seeds; the one whose run trained the same "
+                        "curve is used)")
     p.add_argument("--baseline", default="lightgcn", help="system the others are tested against")
     p.add_argument("--tuning", default="untuned", help="label of the tuning column (e.g. tuned for a tuned recipe)")
     p.add_argument("--untuned", type=Path, default=None,
@@ -112,8 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{m} seed {s}: v0.1's rule had not stopped when the run ended", file=sys.stderr)
             elif rule.best_epoch == manifest["best_epoch"]:
                 old.append((rule.best_epoch, rule.last_epoch, not rule.stopped, recall, ndcg))
-            elif args.v01 is not None and (args.v01 / "runs" / f"{m}-seed{s}" / "eval" / "_COMPLETE").exists():
-                v01_run = args.v01 / "runs" / f"{m}-seed{s}"
+            elif (v01_run := _v01_run(args.v01, f"{m}-seed{s}", curve)) is not None:
                 v01 = json.loads((v01_run / "manifest.json").read_text())
                 if (v01["best_epoch"], v01["epochs_run"]) != (rule.best_epoch, rule.last_epoch):
                     raise SystemExit(f"{v01_run}: best/last epoch {v01['best_epoch']}/{v01['epochs_run']}, the "
