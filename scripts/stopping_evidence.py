@@ -4,14 +4,14 @@
 
 STUDY is a ``python -m llmrec_local.run.multiseed`` output or a recipe workdir (``runs/<system>-seed<k>/`` in both;
 ``--tuning tuned`` labels the rows of a recipe whose runs were tuned first) trained under the stopping defaults;
-every run with a test evaluation (``STUDY/runs/<system>-seed<k>/eval``) is read. v0.1's rule (patience 10 epochs on the raw curve, no
-floor, cap 200) is replayed on each run's validation curve (`llmrec_local.train.stopping.replay`; exact, as training
-never reads the stopping settings). Where it keeps the same checkpoint the test metrics are the run's own; where it
-keeps another one they come from the real v0.1 run of the same seed in STUDY_V01 (trained with
+every run with a test evaluation (``STUDY/runs/<system>-seed<k>/eval``) is read. v0.1's rule (patience 10 epochs on
+the raw curve, no floor, cap 200) is replayed on each run's validation curve (`llmrec_local.train.stopping.replay`;
+exact, as training never reads the stopping settings). Where it keeps the same checkpoint the test metrics are the
+run's own; where it keeps another one they come from the real v0.1 run of the same seed in STUDY_V01 (trained with
 ``epochs=200 patience=10 min_epochs=0 smoothing=0 min_delta=0``), and the seed is listed on stderr until it exists
-(its epochs are in the row, its test metrics "n/a").
-Paired tests of each system against the baseline use the seeds both have (`run.summary.summarize_runs`: Wilcoxon
-over users, t over seeds), Holm-adjusted over the systems. Prints markdown table rows.
+(its epochs are in the row, its test metrics "n/a"). Paired tests of each system against the baseline use the seeds
+both have (`run.summary.summarize_runs`: Wilcoxon over users, t over seeds), Holm-adjusted over the systems. Prints
+markdown table rows.
 """
 
 from __future__ import annotations
@@ -46,22 +46,22 @@ def _mean_std(values: list[float | None]) -> str:
     return f"{statistics.fmean(values):.4f} ± {statistics.stdev(values):.4f}" if values else "n/a"
 
 
-def _against_untuned(untuned: Path, runs_dir: Path, done: dict[str, list[int]]) -> dict[str, str]:
-    """Per system: paired tests of its runs in STUDY against its runs in `untuned` on recall@20 (seeds both have),
-    Holm-adjusted over the systems: "p users / p seeds, Δ" as text."""
+def _paired(pairs: dict[str, tuple[list[Path], list[Path]]]) -> dict[str, tuple[float | None, float | None, float]]:
+    """Per system: (reference runs, its runs) on the same seeds -> paired tests of its recall@20 against the
+    reference (Wilcoxon over users, t over seeds), both Holm-adjusted over the systems, and Δ over users."""
     raw = {}
-    for m in SYSTEMS:
-        common = [s for s in done[m] if (untuned / "runs" / f"{m}-seed{s}" / "eval" / "_COMPLETE").exists()]
-        if not common:
-            continue
-        runs = {"untuned": [untuned / "runs" / f"{m}-seed{s}" for s in common],
-                m: [runs_dir / f"{m}-seed{s}" for s in common]}
-        r20 = summarize_runs(runs, "untuned", ["recall@20"])["systems"][m]["recall@20"]
+    for m, (reference, runs) in pairs.items():
+        r20 = summarize_runs({"reference": reference, m: runs}, "reference", ["recall@20"])["systems"][m]["recall@20"]
         raw[m] = (r20["vs_baseline_over_users"]["wilcoxon_p"], r20["vs_baseline_over_seeds"]["t_p"],
                   r20["vs_baseline_over_users"]["mean_diff"])
-    p_users = dict(zip(raw, holm([v[0] for v in raw.values()])))
-    p_seeds = dict(zip(raw, holm([v[1] for v in raw.values()])))
-    return {m: f"{_p(p_users[m])} / {_p(p_seeds[m])}, Δ {raw[m][2]:+.4f}" for m in raw}
+    p_users = holm([v[0] for v in raw.values()])
+    p_seeds = holm([v[1] for v in raw.values()])
+    return {m: (pu, ps, v[2]) for (m, v), pu, ps in zip(raw.items(), p_users, p_seeds)}
+
+
+def _curve(run: Path) -> list[tuple[int, float]]:
+    """A run's validation curve: (epoch, recall@20) of each evaluated epoch."""
+    return [(r["epoch"], r["val"]["recall@20"]) for r in read_train_log(run) if "val" in r]
 
 
 def _v01_run(folders: list[Path], name: str, curve: list[tuple[int, float]]) -> Path | None:
@@ -70,7 +70,7 @@ def _v01_run(folders: list[Path], name: str, curve: list[tuple[int, float]]) -> 
     for folder in folders:
         run = folder / "runs" / name
         if (run / "eval" / "_COMPLETE").exists():
-            mine = [(r["epoch"], r["val"]["recall@20"]) for r in read_train_log(run) if "val" in r]
+            mine = _curve(run)
             if mine == curve[:len(mine)]:
                 return run
     return None
@@ -97,18 +97,16 @@ def main(argv: list[str] | None = None) -> int:
     runs_dir = args.study / "runs"
     done = {m: [s for s in range(100) if (runs_dir / f"{m}-seed{s}" / "eval" / "_COMPLETE").exists()]
             for m in SYSTEMS}
-    raw = {}
-    for m in SYSTEMS:
-        common = [s for s in done[m] if s in done[args.baseline]]
-        if m == args.baseline or not common:
-            continue
-        runs = {k: [runs_dir / f"{k}-seed{s}" for s in common] for k in (args.baseline, m)}
-        r20 = summarize_runs(runs, args.baseline, ["recall@20"])["systems"][m]["recall@20"]
-        raw[m] = (len(common), r20["vs_baseline_over_users"]["wilcoxon_p"], r20["vs_baseline_over_seeds"]["t_p"],
-                  r20["vs_baseline_over_users"]["mean_diff"])
-    p_users = dict(zip(raw, holm([v[1] for v in raw.values()])))
-    p_seeds = dict(zip(raw, holm([v[2] for v in raw.values()])))
-    vs_untuned = _against_untuned(args.untuned, runs_dir, done) if args.untuned is not None else {}
+    common = {m: [s for s in done[m] if s in done[args.baseline]] for m in SYSTEMS}
+    vs_base = _paired({m: ([runs_dir / f"{args.baseline}-seed{s}" for s in common[m]],
+                           [runs_dir / f"{m}-seed{s}" for s in common[m]])
+                       for m in SYSTEMS if m != args.baseline and common[m]})
+    vs_untuned = {}
+    if args.untuned is not None:
+        had = {m: [s for s in done[m] if (args.untuned / "runs" / f"{m}-seed{s}" / "eval" / "_COMPLETE").exists()]
+               for m in SYSTEMS}
+        vs_untuned = _paired({m: ([args.untuned / "runs" / f"{m}-seed{s}" for s in had[m]],
+                                  [runs_dir / f"{m}-seed{s}" for s in had[m]]) for m in SYSTEMS if had[m]})
     for m in SYSTEMS:
         new, old = [], []
         for s in done[m]:
@@ -120,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             recall, ndcg = _test(run)
             new.append((manifest["best_epoch"], manifest["epochs_run"], manifest["stopping"]["still_improving"],
                         recall, ndcg))
-            curve = [(r["epoch"], r["val"]["recall@20"]) for r in read_train_log(run) if "val" in r]
+            curve = _curve(run)
             rule = replay(curve, EarlyStopping(**V01), epochs=200)
             if not rule.stopped and rule.last_epoch < 200:
                 print(f"{m} seed {s}: v0.1's rule had not stopped when the run ended", file=sys.stderr)
@@ -142,12 +140,14 @@ def main(argv: list[str] | None = None) -> int:
             test = "—"
             if rule_name == "defaults":
                 test = "baseline" if m == args.baseline else "—"
-                if m in raw:
-                    n, _, _, diff = raw[m]
-                    test = f"{_p(p_users[m])} / {_p(p_seeds[m])}"
-                    test += (f" ({n} seeds)" if n != len(rows) else "") + f", Δ {diff:+.4f}"
+                if m in vs_base:
+                    p_users, p_seeds, diff = vs_base[m]
+                    n = len(common[m])
+                    test = f"{_p(p_users)} / {_p(p_seeds)}" + (f" ({n} seeds)" if n != len(rows) else "")
+                    test += f", Δ {diff:+.4f}"
                 if m in vs_untuned:
-                    test += f"; vs untuned: {vs_untuned[m]}"
+                    p_users, p_seeds, diff = vs_untuned[m]
+                    test += f"; vs untuned: {_p(p_users)} / {_p(p_seeds)}, Δ {diff:+.4f}"
             print(f"| {args.label} | {m} | {args.tuning} | {rule_name} | {len(rows)} | "
                   f"{'/'.join(str(r[0]) for r in rows)} "
                   f"| {'/'.join(str(r[1]) for r in rows)} | {sum(bool(r[2]) for r in rows)} | "

@@ -108,8 +108,10 @@ def run_search(storage: Path, space: Mapping[str, Distribution], objective: Obje
         # search proposes what an uninterrupted one would have.
         study.enqueue_trial({k: v for k, v in base_params.items() if v is not None}, user_attrs={_BASE_ATTR: True})
 
+    left_unset = {k for k, v in (base_params or {}).items() if v is None}  # by the base trial only
+
     def wrapped(trial: optuna.Trial) -> float:
-        unset = {k for k, v in (base_params or {}).items() if v is None} if trial.user_attrs.get(_BASE_ATTR) else set()
+        unset = left_unset if trial.user_attrs.get(_BASE_ATTR) else set()
         params = {name: _suggest(trial, name, dist) for name, dist in space.items() if name not in unset}
 
         def report(value: float, epoch: int) -> None:

@@ -113,11 +113,12 @@ def tune(config: TuneConfig, base: "TrainConfig", dataset: "Path | InteractionAr
     if len(arrays.val) == 0:
         raise DataError(f"tune: dataset {info['path'] or '(in memory)'} has no validation split, and trials are "
                         "selected on validation only; prepare it with a validation split (val_ratio > 0)")
-    if config.pruning and config.prune_warmup_epochs < min(base.min_epochs, base.epochs):
+    first_stop = min(base.min_epochs, base.epochs)  # the first epoch early stopping (or the cap) can end a run at
+    if config.pruning and config.prune_warmup_epochs < first_stop:
         log.warning("tune %s: median pruning may stop trials from epoch %d on, before the stopping rule's min_epochs "
                     "(%d): a trial still on a popularity plateau would be judged there; set tune.prune_warmup_epochs "
                     "= %d to wait as long as early stopping does", run or "", config.prune_warmup_epochs,
-                    base.min_epochs, min(base.min_epochs, base.epochs))
+                    base.min_epochs, first_stop)
     first = base_values(base, space, run) if config.base_trial else None
     identity = search_identity(config, base, run, info["config_hash"], side)
     config_hash = stable_hash(identity)
