@@ -15,7 +15,9 @@ calls per step, GFLOP, ms, GFLOP/s) goes to stderr, so the ratio can be checked 
 Prints progress to stderr and, as its LAST stdout line, one JSON object:
 ``{"epoch_s": median seconds per epoch, "floor_s": ..., "floor_ratio": ..., "ops_per_step" (CPU) or
 "launches_per_step" (CUDA): ..., "eval_s": seconds for embeddings + full ranking of all test users,
-"peak_rss_mb": ..., "device": ..., "compile": ..., ...}``.
+"peak_rss_mb": ..., "minor_faults_per_step": fresh pages the kernel handed out per timed step, "heap": ``retained``
+(the trainer's malloc setting on a CPU, llmrec_local.train.heap) or ``default`` (``--heap default``), "device": ...,
+"compile": ..., ...}``.
 
     python benchmarks/train_speed.py                 # CPU, 3 epochs, eager
     python benchmarks/train_speed.py --compile default           # the same step through torch.compile
@@ -42,6 +44,8 @@ import time
 import numpy as np
 import torch
 from step_floor import count_ops, floor_summary, product_table, profiled, record_products, time_products
+
+from llmrec_local.train.heap import retained_heap
 
 N_USERS, N_ITEMS, N_EDGES = 13_187, 17_366, 68_933
 
@@ -74,6 +78,11 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def minor_faults() -> int:
+    """Page faults of this process served without I/O so far: mostly fresh pages handed out by the kernel."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def profile_steps(n: int, step, device: torch.device) -> None:  # type: ignore[no-untyped-def]
     """Run ``n`` training steps under torch.profiler; print the operators with the most self time (device time on
     CUDA, host time on CPU) and the host time per step to stderr."""
@@ -83,7 +92,7 @@ def profile_steps(n: int, step, device: torch.device) -> None:  # type: ignore[n
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15), file=sys.stderr)
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", default="cpu")
     p.add_argument("--epochs", type=int, default=3)
@@ -99,7 +108,14 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=0,
                    help="time this many steps per epoch and scale to a full epoch (0 = whole epochs; for a machine "
                         "too loaded to run full epochs; the JSON says timed_steps)")
-    args = p.parse_args()
+    p.add_argument("--heap", choices=["retained", "default"], default="retained",
+                   help="glibc malloc as the trainer sets it on the CPU (retained: freed memory stays in the heap, "
+                        "llmrec_local.train.heap) or its defaults (a step's large temporaries come as new pages)")
+    return p.parse_args()
+
+
+def measure(args: argparse.Namespace) -> dict[str, object]:
+    """Build the model, time the epochs, the floor and the evaluation: the JSON result."""
     if args.threads:
         torch.set_num_threads(args.threads)
     from llmrec_local.evaluate.ranking import PairIndex, rank_and_score
@@ -155,13 +171,15 @@ def main() -> None:
 
     epoch_times, floor_times = [], []
     timed = min(args.steps, steps) if args.steps else steps
+    faults = 0
     for epoch in range(args.epochs):
         sync()
-        t0 = time.perf_counter()
+        t0, f0 = time.perf_counter(), minor_faults()
         for _ in range(timed):
             loss, _ = step()
         sync()
         epoch_times.append((time.perf_counter() - t0) * steps / timed)
+        faults += minor_faults() - f0
         time_products(products, device)  # beside each epoch: the same load on both sides of the ratio
         floor_times.append(floor_summary(products, args.floor_steps)["floor_step_s"] * steps)
         print(f"epoch {epoch + 1}: {epoch_times[-1]:.2f}s, loss {float(loss):.4f}, floor {floor_times[-1]:.2f}s, "
@@ -193,6 +211,7 @@ def main() -> None:
             "gemm_gflop_per_step", "gemm_gflops", "gemm_floor_ms", "spmm_gflop_per_step", "spmm_gflops",
             "spmm_floor_ms")},
         "floor_times_s": [round(t, 3) for t in floor_times], "eval_s": round(eval_times[-1], 3),
+        "minor_faults_per_step": round(faults / (args.epochs * timed)),
         "peak_rss_mb": round(peak_rss_mb(), 1), "device": str(device),
         "epochs": args.epochs, "steps_per_epoch": steps, "timed_steps": timed,
         "epoch_times_s": [round(t, 3) for t in epoch_times],
@@ -202,7 +221,14 @@ def main() -> None:
     }
     if device.type == "cuda":
         result["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-    print(json.dumps(result))
+    return result
+
+
+def main() -> None:
+    args = parse_args()
+    with retained_heap(args.heap == "retained") as held:
+        result = measure(args)
+    print(json.dumps({**result, "heap": "retained" if held else "default"}))
 
 
 if __name__ == "__main__":

@@ -26,7 +26,8 @@ with ``mcr = model_cat_rate`` (0.02), ``ucr = user_cat_rate`` (2.8), ``icr = ite
 Speed: features are fixed inputs, so ``A (X W^T + 1 b^T) = (A X) W^T + (A 1) b^T``. The propagated raw features
 ``A X`` and the bias coefficients ``A 1`` are computed once at construction (sparse x dense) and kept for the warm nodes
 only (a node without training edges has an empty adjacency row, so both are exactly zero there; most items in
-long-tail data are cold); a step projects only the rows its batch needs.
+long-tail data are cold); a step projects only the rows its batch needs. The attribute fields, which share one
+projection, sit side by side in one (warm, K, D) table per side, so a step gathers and projects them as one block.
 
 Loss (main.py:197-283), with ``pBPR`` the pruned BPR of :mod:`.losses`::
 
@@ -220,6 +221,14 @@ class LLMRec(Recommender):
             raise ValueError(f"all item-attribute fields share one projection, so they need one dim; got {attr_dims}")
         self.has_profile = user_profiles is not None
         keep_raw = variant == "fixed" and mae_weight > 0 and mask_rate > 0
+        n_fields = len(item_attributes or {})
+        if n_fields:
+            # The fields share one projection, so their propagated rows are kept side by side, (warm, K, D): a step
+            # gathers a node's K fields as one row and projects them as one GEMM (one weight-gradient GEMM backward)
+            # instead of K gathers and K GEMMs.
+            for side in ("u", "i"):
+                self.register_buffer(f"feat_{side}_attr", torch.empty(len(warm_ids[side]), n_fields, max(attr_dims),
+                                                                      device=dev), persistent=False)
         for name, (group, x) in sources.items():
             xt = _as_tensor(x, dev)
             if xt.shape[0] != I:
@@ -227,7 +236,13 @@ class LLMRec(Recommender):
             self._add_projection(group, xt.shape[1], dim)
             with torch.no_grad():
                 pu = torch.sparse.mm(a_ui, xt)
-                self._register_feature(name, pu, torch.sparse.mm(a_iu, pu), warm_ids)
+                pi = torch.sparse.mm(a_iu, pu)
+                if group == "attr":
+                    k = sum(t.startswith("attr:") for t in self.item_types)  # this field's slot: fields so far
+                    self.feat_u_attr[:, k] = pu.index_select(0, warm_ids["u"])
+                    self.feat_i_attr[:, k] = pi.index_select(0, warm_ids["i"])
+                else:
+                    self._register_feature(name, pu, pi, warm_ids)
             if keep_raw and group == "attr":
                 self.register_buffer(f"raw_{self._key(name)}", xt, persistent=False)
             self.item_types.append(name)
@@ -310,18 +325,50 @@ class LLMRec(Recommender):
         src = "user_src" if name == "profile" else "item_src"
         return getattr(self, f"coef_{src}_{side}")
 
+    @staticmethod
+    def _table_rows(p: torch.Tensor, c: torch.Tensor, rows: torch.Tensor | slice | None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The given rows (warm-table positions, a contiguous slice, or all) of a feature table ``p`` (W, ...) and of
+        its bias coefficients ``c`` (W,)."""
+        if isinstance(rows, slice):
+            return p[rows], c[rows]  # a contiguous block is a view: no copy of the wide feature rows
+        if rows is not None:
+            # index_select copies whole rows (memcpy) and is ~4x faster than advanced indexing for wide features.
+            return p.index_select(0, rows), c.index_select(0, rows)
+        return p, c
+
     def project(self, name: str, side: str, rows: torch.Tensor | slice | None = None) -> torch.Tensor:
         """Propagated, projected feature ``name`` on ``side`` ('u' or 'i') for the given rows of the warm-node
         tables (``slot_u`` / ``slot_i`` positions, not node ids): (len(rows), d), or all warm rows."""
-        p = getattr(self, f"feat_{side}_{self._key(name)}")
-        c = self._coef(name, side)
-        if isinstance(rows, slice):
-            p, c = p[rows], c[rows]  # a contiguous block is a view: no copy of the wide feature rows
-        elif rows is not None:
-            # index_select copies whole rows (memcpy) and is ~4x faster than advanced indexing for wide features.
-            p, c = p.index_select(0, rows), c.index_select(0, rows)
-        lin = self.proj[self.type_group[name]]
+        group = self.type_group[name]
+        if group == "attr":
+            p = getattr(self, f"feat_{side}_attr")[:, self.attr_names.index(name)]  # (W, D) view of (W, K, D)
+        else:
+            p = getattr(self, f"feat_{side}_{self._key(name)}")
+        p, c = self._table_rows(p, self._coef(name, side), rows)
+        lin = self.proj[group]
         return torch.addmm(c[:, None] * lin.bias, p, lin.weight.T)
+
+    def project_attributes(self, side: str, rows: torch.Tensor | slice | None = None) -> torch.Tensor:
+        """All K item-attribute fields, propagated and projected, on the given rows: (len(rows), K, d).
+
+        The rows' K fields are gathered as one (m, K, D) block and projected as one (m K, D) x (D, d) GEMM: the
+        fields share ``W`` and ``b``, so this is :meth:`project` of each field stacked, at one gather and one GEMM
+        (and one weight-gradient GEMM backward) instead of K."""
+        p, c = self._table_rows(self.feat_u_attr if side == "u" else self.feat_i_attr, self._coef("attr", side), rows)
+        lin = self.proj["attr"]
+        m, k, d_in = p.shape
+        return (p.reshape(m * k, d_in) @ lin.weight.T).view(m, k, lin.out_features) + (c[:, None] * lin.bias)[:, None]
+
+    def _branch_table(self, side: str, rows: torch.Tensor | slice) -> torch.Tensor:
+        """The un-normalised branches of the given warm-table rows, stacked: (m, T, d) in the order of
+        ``self.features`` (image, text, the attribute fields, profile)."""
+        parts = [self.project(n, side, rows)[:, None] for n in self.item_types if self.type_group[n] != "attr"]
+        if self.attr_names:
+            parts.append(self.project_attributes(side, rows))
+        if self.has_profile:
+            parts.append(self.project("profile", side, rows)[:, None])
+        return torch.cat(parts, 1)
 
     def id_embeddings(self, graph: BipartiteGraph | StaticAdjacency | None = None
                       ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -373,7 +420,7 @@ class LLMRec(Recommender):
         src, warm = self._warm_rows(side, rows)
         if len(warm) == base.shape[0]:
             warm = None
-        table = torch.stack([self.project(name, side, src) for name in self.features], 1)
+        table = self._branch_table(side, src)
         h = base if warm is None else base.index_select(0, warm)
         h = h + (F.normalize(table, dim=2) * self.branch_weight[:, None]).sum(1)
         if warm is not None:
@@ -436,11 +483,14 @@ class LLMRec(Recommender):
         n_modal, n_mm, n_aug = self._branch_counts()
         if branches is not None:
             tu, tp, tn = branches
+            # Every branch pair's BPR margin at once, S[n, a, b] = tu[n, a] . (tp[n, b] - tn[n, b]) (N, T, T), by one
+            # batched product (u . p - u . n up to float rounding). Slicing the wide (N, T, d) branches per term
+            # instead would cost each slice a zero-filled (N, T, d) gradient in the backward: twice this step's time.
+            margin = torch.bmm(tu, (tp - tn).transpose(1, 2))
             if n_mm:
-                scores.append(bpr_scores(tu[:, :n_mm], tp[:, :n_mm], tn[:, :n_mm]))
+                scores.append(F.logsigmoid(margin.diagonal(dim1=1, dim2=2)[:, :n_mm]))  # image/text vs the same
             if n_aug:
-                k = slice(n_modal, n_modal + n_aug)
-                scores.append(bpr_scores(tu[:, -1:], tp[:, k], tn[:, k]))  # the profile is the last branch
+                scores.append(F.logsigmoid(margin[:, -1, n_modal:n_modal + n_aug]))  # the profile (last) vs fields
         return torch.cat(scores, 1)
 
     def _parts(self, terms: torch.Tensor, reg: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -475,7 +525,7 @@ class LLMRec(Recommender):
             table_i, slot_i = self._branch_rows(bi, warm_i, len(ib))
             tu = table_u.index_select(0, slot_u.index_select(0, u_inv))  # (N, len(self.features), d)
             ti = table_i.index_select(0, slot_i.index_select(0, i_inv))
-            branches = (tu, ti[:n], ti[n:])
+            branches = (tu, *ti.view(2, n, *ti.shape[1:]).unbind(0))  # unbind's backward is one stack, no zero-fill
         terms = self._pbpr(self._score_block(hu, hp, hn, branches), batch.n_observed)
         if self.variant == "faithful":
             reg = self.reg_weight * inverse_reg_original(hu, hp, hn, batch_size=n)
@@ -510,7 +560,7 @@ class LLMRec(Recommender):
             return base, None
         slot = (self.slot_u if side == "u" else self.slot_i).index_select(0, ids)
         src = slot.clamp(min=0)
-        table = torch.stack([self.project(name, side, src) for name in self.features], 1)
+        table = self._branch_table(side, src)
         table = torch.where((slot >= 0)[:, None, None], table, 0.0)
         return base + (F.normalize(table, dim=2) * self.branch_weight[:, None]).sum(1), table
 
@@ -540,7 +590,8 @@ class LLMRec(Recommender):
         n = len(batch)
         hp, hn = hi[:n], hi[n:]
         _, n_mm, n_aug = self._branch_counts()
-        branches = None if tu is None or ti is None or not (n_mm or n_aug) else (tu, ti[:n], ti[n:])
+        branches = None if tu is None or ti is None or not (n_mm or n_aug) else (
+            tu, *ti.view(2, n, *ti.shape[1:]).unbind(0))
         terms = self._pbpr_masked(self._score_block(hu, hp, hn, branches), batch.valid, batch.n_observed)
         n_valid = batch.valid.sum()
         if self.variant == "faithful":
