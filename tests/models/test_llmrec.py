@@ -203,3 +203,27 @@ def test_full_table_fusion_equals_the_gathered_rows_path_with_cold_items():
         users, items = torch.arange(n_users), torch.arange(n_items)
         torch.testing.assert_close(hu, model._fuse(eu, "u", users)[0], atol=1e-6, rtol=1e-5)
         torch.testing.assert_close(hi, model._fuse(ei, "i", items)[0], atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("variant", ["faithful", "fixed"])
+def test_id_embedding_rows_equal_the_full_tables_rows_and_gradients(data, variant):
+    """The step's rows of the layer mean (summed on the rows, one shared scatter backward) are the full tables' rows
+    bit for bit, and give the full path's gradients, with repeated rows as in the static step."""
+    train, _ = data
+    model = build_model("llmrec", n_users=U, n_items=I, train=train, variant=variant, device=torch.device("cpu"))
+    users, items = torch.tensor([4, 0, 4, 2]), torch.tensor([5, 7, 1, 7, 3])
+    weight_u, weight_i = torch.randn(len(users), model.user.shape[1]), torch.randn(len(items), model.item.shape[1])
+    grads = []
+    for rows_path in (False, True):
+        model.zero_grad()
+        if rows_path:
+            eu, ei = model.id_embedding_rows(users, items)
+        else:
+            full_u, full_i = model.id_embeddings()
+            eu, ei = full_u[users], full_i[items]
+            reference = (eu.detach(), ei.detach())
+        ((eu * weight_u).sum() + (ei * weight_i).sum()).backward()
+        grads.append((model.user.grad.clone(), model.item.grad.clone()))
+    assert torch.equal(eu.detach(), reference[0]) and torch.equal(ei.detach(), reference[1])
+    for full, rows in zip(*grads):
+        torch.testing.assert_close(rows, full, rtol=1e-6, atol=1e-7)
