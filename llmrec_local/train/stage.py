@@ -165,7 +165,7 @@ def train(
 
     # retained_heap: the step's large temporaries reuse the previous step's pages instead of new ones (train/heap.py)
     with ArtifactWriter(out, stage="train", config_hash=run_hash, resume=True, inputs=inputs) as w, \
-            retained_heap(device.type == "cpu"):
+            retained_heap(device.type == "cpu" and config.heap == "retained"):
         stopping = EarlyStopping(config.patience, config.min_epochs, config.smoothing, config.min_delta)
         state: dict[str, Any] = {"epoch": 0, "best_metrics": {}, "stopping": stopping.to_dict()}
         files = RunStaging(w.dir)

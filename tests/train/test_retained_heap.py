@@ -50,3 +50,24 @@ def test_nested_contexts_restore_the_defaults_when_the_last_one_ends() -> None:
 def test_disabled_it_changes_nothing() -> None:
     with retained_heap(enabled=False) as held:
         assert not held and heap._depth == 0
+
+
+@pytest.mark.parametrize("setting", ["retained", "default"])
+def test_the_train_stage_trains_in_the_heap_its_setting_names(tmp_path, planted_arrays, monkeypatch, setting) -> None:
+    """``train.heap`` decides whether the CPU training loop runs inside retained_heap; results do not depend on it
+    (a runtime setting: the run hash is the same)."""
+    from llmrec_local.train import ModelConfig, TrainConfig, stage, train_config_hash
+
+    seen: list[bool] = []
+
+    def recording(enabled: bool = True):  # type: ignore[no-untyped-def]
+        seen.append(enabled)
+        return retained_heap(enabled)
+
+    monkeypatch.setattr(stage, "retained_heap", recording)
+    config = TrainConfig(model=ModelConfig(name="mf"), epochs=2, batch_size=128, min_epochs=0, progress=False,
+                         heap=setting)
+    stage.train(config, planted_arrays, tmp_path / "run")
+    assert seen == [setting == "retained"]
+    assert train_config_hash(config) == train_config_hash(TrainConfig(model=ModelConfig(name="mf"), epochs=2,
+                                                                      batch_size=128, min_epochs=0, progress=False))
