@@ -53,15 +53,12 @@ def retained_heap(enabled: bool = True) -> Iterator[bool]:
     (False where the C library is not glibc, or with ``enabled=False``)."""
     global _depth
     libc = _glibc() if enabled else None
-    if libc is None:
-        yield False
-        return
     with _lock:
-        if _depth == 0 and not _set(libc, _RETAINED):
+        if libc is not None and _depth == 0 and not _set(libc, _RETAINED):
             _set(libc, _DEFAULTS)
             log.debug("mallopt refused the retained-heap settings; training with the allocator's defaults")
             libc = None
-        else:
+        if libc is not None:
             _depth += 1
     if libc is None:
         yield False
