@@ -226,7 +226,8 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
 
 def main() -> None:
     args = parse_args()
-    with retained_heap(args.heap == "retained") as held:
+    # as the train stage does: the retained heap for training on the CPU only
+    with retained_heap(args.heap == "retained" and torch.device(args.device).type == "cpu") as held:
         result = measure(args)
     print(json.dumps({**result, "heap": "retained" if held else "default"}))
 
