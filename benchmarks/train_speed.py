@@ -12,8 +12,14 @@ each epoch is divided by the floor measured beside it, so that load from other p
 both sides alike; ``floor_ratio`` is the median of those per-epoch ratios. The table of timed products (shape,
 calls per step, GFLOP, ms, GFLOP/s) goes to stderr, so the ratio can be checked by hand.
 
+The traffic (also benchmarks/step_floor.py): the rows a step gathers from the model's constant feature tables and the
+optimizer's fused update, timed alone the same way (GB, ms, GB/s in the same table). ``bound_s`` = floor + traffic per
+epoch and ``bound_ratio = epoch_s / bound_s``: how far the step is from doing nothing but its products and its
+compulsory memory passes.
+
 Prints progress to stderr and, as its LAST stdout line, one JSON object:
-``{"epoch_s": median seconds per epoch, "floor_s": ..., "floor_ratio": ..., "ops_per_step" (CPU) or
+``{"epoch_s": median seconds per epoch, "floor_s": ..., "floor_ratio": ..., "bound_s": ..., "bound_ratio": ...,
+"gather_ms", "update_ms" (per step), "ops_per_step" (CPU) or
 "launches_per_step" (CUDA): ..., "eval_s": seconds for embeddings + full ranking of all test users,
 "peak_rss_mb": ..., "minor_faults_per_step": fresh pages the kernel handed out per timed step, "heap": ``retained``
 (the trainer's malloc setting on a CPU, llmrec_local.train.heap) or ``default`` (``--heap default``), "device": ...,
@@ -152,7 +158,8 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
             torch.cuda.synchronize()
 
     model.train()
-    products = record_products(eager, args.floor_steps)
+    # the propagated feature tables (2-D and up; not the 1-D bias coefficients and node slots)
+    products = record_products(eager, args.floor_steps, [b for b in model.buffers() if b.dim() >= 2])
     compile_s = 0.0
     if args.compile != "off":
         # compile, recompile with dynamic sizes, and (CUDA graphs) record: outside the timed epochs
@@ -169,7 +176,7 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
         print(f"compile ({args.compile}) and 3 warm-up steps {compile_s:.1f}s", file=sys.stderr)
     counts = count_ops(step, device)
 
-    epoch_times, floor_times = [], []
+    epoch_times, floor_times, bound_times = [], [], []
     timed = min(args.steps, steps) if args.steps else steps
     faults = 0
     for epoch in range(args.epochs):
@@ -181,13 +188,15 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
         epoch_times.append((time.perf_counter() - t0) * steps / timed)
         faults += minor_faults() - f0
         time_products(products, device)  # beside each epoch: the same load on both sides of the ratio
-        floor_times.append(floor_summary(products, args.floor_steps)["floor_step_s"] * steps)
+        floor = floor_summary(products, args.floor_steps)
+        floor_times.append(floor["floor_step_s"] * steps)
+        bound_times.append(floor["bound_step_s"] * steps)
         print(f"epoch {epoch + 1}: {epoch_times[-1]:.2f}s, loss {float(loss):.4f}, floor {floor_times[-1]:.2f}s, "
-              f"ratio {epoch_times[-1] / floor_times[-1]:.2f}", file=sys.stderr)
-    floor = floor_summary(products, args.floor_steps)
-    print(f"matrix products of one step (recorded over {args.floor_steps} eager steps; FLOPs 2MKN per GEMM, "
-          f"2*nnz*N per SpMM; times of the last re-timing):\n{product_table(products, args.floor_steps)}",
-          file=sys.stderr)
+              f"ratio {epoch_times[-1] / floor_times[-1]:.2f}, bound (+ traffic) {bound_times[-1]:.2f}s, "
+              f"ratio {epoch_times[-1] / bound_times[-1]:.2f}", file=sys.stderr)
+    print(f"matrix products and traffic of one step (recorded over {args.floor_steps} eager steps; FLOPs 2MKN per "
+          f"GEMM, 2*nnz*N per SpMM; bytes read + written; times of the last re-timing):\n"
+          f"{product_table(products, args.floor_steps)}", file=sys.stderr)
     if args.profile:
         profile_steps(args.profile, step, device)
     truth = PairIndex.build(d["test"], N_USERS, N_ITEMS, device)
@@ -204,12 +213,15 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
     result = {
         "epoch_s": round(statistics.median(epoch_times), 3), "floor_s": round(statistics.median(floor_times), 3),
         "floor_ratio": round(statistics.median(e / f for e, f in zip(epoch_times, floor_times)), 3),
+        "bound_s": round(statistics.median(bound_times), 3),
+        "bound_ratio": round(statistics.median(e / b for e, b in zip(epoch_times, bound_times)), 3),
         "compile": args.compile, "static": step.static, "compile_s": round(compile_s, 1),
         **{k: round(v, 1) for k, v in counts.items()},
         "gflop_per_step": round(floor["gemm_gflop_per_step"] + floor["spmm_gflop_per_step"], 3),
-        **{k: round(floor[k], 3 if "gflop_per" in k else 1) for k in (
+        **{k: round(floor[k], 3 if "_per_step" in k else 1) for k in (
             "gemm_gflop_per_step", "gemm_gflops", "gemm_floor_ms", "spmm_gflop_per_step", "spmm_gflops",
-            "spmm_floor_ms")},
+            "spmm_floor_ms", "gather_gb_per_step", "gather_ms", "gather_gbps", "update_gb_per_step", "update_ms",
+            "update_gbps")},
         "floor_times_s": [round(t, 3) for t in floor_times], "eval_s": round(eval_times[-1], 3),
         "minor_faults_per_step": round(faults / (args.epochs * timed)),
         "peak_rss_mb": round(peak_rss_mb(), 1), "device": str(device),

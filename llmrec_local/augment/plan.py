@@ -89,15 +89,27 @@ def default_log_path() -> Path:
 TOKENIZE_CHUNK = 512
 
 
-def prompt_ids(requests: Sequence[GenRequest], tokenizer: PromptCounter | None) -> list[bytes] | None:
-    """Token ids of every request's chat, packed (`llm.tokens.pack_ids`); None without a tokenizer."""
+def _chat_text(request: GenRequest) -> str:
+    """The request's chat as one string (roles and contents, unambiguously separated)."""
+    return "\x00".join(f"{m['role']}\x01{m['content']}" for m in request.messages)
+
+
+def prompt_ids(requests: Sequence[GenRequest], tokenizer: PromptCounter | None,
+               memo: dict[str, bytes] | None = None) -> list[bytes] | None:
+    """Token ids of every request's chat, packed (`llm.tokens.pack_ids`); None without a tokenizer.
+
+    ``memo`` (chat text -> packed ids), kept by the caller across calls: a chat tokenized before is not tokenized
+    again (a retry sends the same chat at another temperature)."""
     if tokenizer is None:
         return None
-    out: list[bytes] = []
-    for start in range(0, len(requests), TOKENIZE_CHUNK):
-        chunk = requests[start:start + TOKENIZE_CHUNK]
-        out.extend(pack_ids(ids) for ids in tokenizer.chat_ids([r.messages for r in chunk]))
-    return out
+    memo = {} if memo is None else memo
+    texts = [_chat_text(r) for r in requests]
+    new = list({t: r for t, r in zip(texts, requests) if t not in memo}.items())
+    for start in range(0, len(new), TOKENIZE_CHUNK):
+        chunk = new[start:start + TOKENIZE_CHUNK]
+        for (text, _), ids in zip(chunk, tokenizer.chat_ids([r.messages for _, r in chunk])):
+            memo[text] = pack_ids(ids)
+    return [memo[t] for t in texts]
 
 
 def send_order(requests: Sequence[GenRequest], ids: Sequence[TokenIds] | None, keys: Sequence[str]) -> list[int]:
@@ -105,7 +117,7 @@ def send_order(requests: Sequence[GenRequest], ids: Sequence[TokenIds] | None, k
     without token ids, by the chat's text (the same grouping up to tokenization)."""
     if ids is not None:
         return prefix_order(ids, keys)
-    texts = ["\x00".join(f"{m['role']}\x01{m['content']}" for m in r.messages) for r in requests]
+    texts = [_chat_text(r) for r in requests]
     return sorted(range(len(requests)), key=lambda i: (texts[i], keys[i]))
 
 

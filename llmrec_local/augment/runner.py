@@ -220,6 +220,7 @@ def _run_attempts(job: Job, tasks: list[Task], backend: LLMBackend, cache: Reque
     out = _Outcome()
     pending = tasks
     loaded_before = getattr(backend, "loaded", True)
+    token_ids: dict[str, bytes] = {}  # chat text -> packed ids: a retry's chat is not tokenized again
     for attempt in range(config.max_retries + 1):
         if not pending:
             break
@@ -231,7 +232,7 @@ def _run_attempts(job: Job, tasks: list[Task], backend: LLMBackend, cache: Reque
         todo = [(r, k) for r, k in zip(requests, keys) if k not in answers]
         todo = list({k: (r, k) for r, k in todo}.values())  # identical requests are sent once
         # Common prefixes side by side (the same batches in every executor and on every rerun).
-        ids = prompt_ids([r for r, _ in todo], ctx.tokenizer)
+        ids = prompt_ids([r for r, _ in todo], ctx.tokenizer, token_ids)
         order = send_order([r for r, _ in todo], ids, [k for _, k in todo])
         todo = [todo[i] for i in order]
         if attempt == 0:

@@ -185,3 +185,34 @@ def test_estimate_fits_prefill_and_output_costs_to_jobs_of_other_kinds(tmp_path:
     assert plan["output_tokens_expected"] is None  # no earlier profiles job: the bound (100 tokens) is assumed
     assert plan["wall"]["generate_s"] == round(0.001 * 600 + 0.01 * 100, 1)
     assert "fitted" in plan["wall"]["source"]
+
+
+def test_a_retried_chat_is_tokenized_once(dataset: Dataset, candidates_path: Path, tokenizer, tmp_path: Path) -> None:
+    """Retries send the same chats at a higher temperature: the runner tokenizes each chat once, not per attempt."""
+
+    class Counting:
+        def __init__(self) -> None:
+            self.chats: list[str] = []
+
+        def count(self, texts):  # type: ignore[no-untyped-def]
+            return tokenizer.count(texts)
+
+        def chat_ids(self, conversations):  # type: ignore[no-untyped-def]
+            self.chats += [json.dumps(c) for c in conversations]
+            return tokenizer.chat_ids(conversations)
+
+    counting = Counting()
+    config = AugmentConfig(model="smoke", jobs=("profiles",), batch_size=4, max_retries=2)
+    first = config.sampling_for("profiles").temperature
+
+    def respond(req: GenRequest) -> str:  # every other user's first answer is invalid
+        return "not json" if req.sampling.temperature == first and req.key.endswith(("0", "2", "4", "6", "8")) \
+            else valid_text(req)
+
+    backend = FakeBackend(respond, model_id="smoke@test")
+    (job, inputs), = build_jobs(config, dataset, candidates_path, tokenizer)
+    run_job(job, backend, config, tmp_path / job.artifact, tmp_path / "cache", inputs=inputs, progress=False,
+            plan=PlanContext(tokenizer=counting, backend="vllm", block_size=16))
+    retried = [r for r in backend.calls if r.sampling.temperature != first]
+    assert retried and len(backend.calls) == dataset.n_users + len(retried)
+    assert len(counting.chats) == len(set(counting.chats)) == dataset.n_users
