@@ -371,23 +371,19 @@ class LLMRec(Recommender):
         return p, c
 
     def project(self, name: str, side: str, rows: torch.Tensor | slice | None = None) -> torch.Tensor:
-        """Propagated, projected feature ``name`` on ``side`` ('u' or 'i') for the given rows of the warm-node
-        tables (``slot_u`` / ``slot_i`` positions, not node ids): (len(rows), d), or all warm rows."""
-        group = self.type_group[name]
-        if group == "attr":
-            p = getattr(self, f"feat_{side}_attr")[:, self.attr_names.index(name)]  # (W, D) view of (W, K, D)
-        else:
-            p = getattr(self, f"feat_{side}_{self._key(name)}")
-        p, c = self._table_rows(p, self._coef(name, side), rows)
-        lin = self.proj[group]
+        """Propagated, projected feature ``name`` (image, text or profile; the attribute fields:
+        :meth:`project_attributes`) on ``side`` ('u' or 'i') for the given rows of the warm-node tables (``slot_u`` /
+        ``slot_i`` positions, not node ids): (len(rows), d), or all warm rows."""
+        p, c = self._table_rows(getattr(self, f"feat_{side}_{self._key(name)}"), self._coef(name, side), rows)
+        lin = self.proj[self.type_group[name]]
         return torch.addmm(c[:, None] * lin.bias, p, lin.weight.T)
 
     def project_attributes(self, side: str, rows: torch.Tensor | slice | None = None) -> torch.Tensor:
         """All K item-attribute fields, propagated and projected, on the given rows: (len(rows), K, d).
 
-        The rows' K fields are gathered as one (m, K, D) block and projected as one (m K, D) x (D, d) GEMM: the
-        fields share ``W`` and ``b``, so this is :meth:`project` of each field stacked, at one gather and one GEMM
-        (and one weight-gradient GEMM backward) instead of K."""
+        Field k of a row is ``W x_k + c b`` (``c`` the row's bias coefficient, as in :meth:`project`). The fields share
+        ``W`` and ``b``, so the rows' K fields are gathered as one (m, K, D) block and projected as one (m K, D) x
+        (D, d) GEMM: one gather and one GEMM (and one weight-gradient GEMM backward) instead of K."""
         p, c = self._table_rows(self.feat_u_attr if side == "u" else self.feat_i_attr, self._coef("attr", side), rows)
         lin = self.proj["attr"]
         m, k, d_in = p.shape
@@ -663,16 +659,15 @@ class LLMRec(Recommender):
             return two_hop_block(g.user_item, g.item_user_t, rows)
         return two_hop_block(g.item_user, g.user_item_t, rows)
 
-    def _masked_code(self, name: str, side: str, rows: torch.Tensor, token: torch.Tensor,
-                     s_mm: torch.Tensor) -> torch.Tensor:
+    def _masked_code(self, name: str, rows: torch.Tensor, token: torch.Tensor, s_mm: torch.Tensor,
+                     warm: torch.Tensor, projected: torch.Tensor) -> torch.Tensor:
         """``z_M = (two-hop of the projected features)_M - S_MM (F_M - tau)`` for masked rows M (sorted, unique):
-        the two-hop code each masked node gets when its own raw feature is replaced by the token (see module doc)."""
+        the two-hop code each masked node gets when its own raw feature is replaced by the token (see module doc).
+        ``projected``: the propagated, projected feature of M's warm rows (at positions ``warm`` of M; a cold row's
+        is zero)."""
         lin = self.proj[self.type_group[name]]
-        raw = getattr(self, f"raw_{self._key(name)}").index_select(0, rows)
-        f_m = raw @ lin.weight.T + lin.bias
-        src, warm = self._warm_rows(side, rows)
-        full = f_m.new_zeros(f_m.shape).index_put((warm,), self.project(name, side, src))  # cold rows: zero
-        return full - s_mm @ (f_m - token)
+        f_m = getattr(self, f"raw_{self._key(name)}").index_select(0, rows) @ lin.weight.T + lin.bias
+        return f_m.new_zeros(f_m.shape).index_put((warm,), projected) - s_mm @ (f_m - token)
 
     def _mae_loss(self, ub: torch.Tensor, ib: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         losses = []
@@ -681,16 +676,19 @@ class LLMRec(Recommender):
             if len(rows):
                 token = self.mask_token["attr"]
                 s_mm = self._two_hop_block("i", rows)  # shared by every attribute field
+                src, warm = self._warm_rows("i", rows)
+                projected = self.project_attributes("i", src)  # every field of the warm rows at one gather
                 per_field = [
-                    sce_loss(self.decoder["attr"](self._masked_code(k, "i", rows, token, s_mm)),
+                    sce_loss(self.decoder["attr"](self._masked_code(k, rows, token, s_mm, warm, projected[:, j])),
                              getattr(self, f"raw_{self._key(k)}")[rows], self.sce_gamma)
-                    for k in self.attr_names
+                    for j, k in enumerate(self.attr_names)
                 ]
                 losses.append(sum(per_field) / len(per_field))
         if self.has_profile:
             rows = ub[sample_mask(len(ub), self.mask_rate, generator=generator, device=ub.device)]
             if len(rows):
-                code = self._masked_code("profile", "u", rows, self.mask_token["profile"],
-                                         self._two_hop_block("u", rows))
+                src, warm = self._warm_rows("u", rows)
+                code = self._masked_code("profile", rows, self.mask_token["profile"], self._two_hop_block("u", rows),
+                                         warm, self.project("profile", "u", src))
                 losses.append(sce_loss(self.decoder["profile"](code), self.raw_profile[rows], self.sce_gamma))
         return sum(losses) if losses else self.user.new_zeros(())

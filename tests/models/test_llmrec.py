@@ -154,7 +154,9 @@ def test_mae_never_mutates_inputs_and_matches_a_masked_copy(data):
     masked[rows] = token
     a_ui, a_iu = model.graph.user_item.to_dense(), model.graph.item_user.to_dense()
     naive = (a_iu @ (a_ui @ masked))[rows]
-    code = model._masked_code("attr:director", "i", rows, token, model._two_hop_block("i", rows))
+    src, warm = model._warm_rows("i", rows)
+    director = model.project_attributes("i", src)[:, model.attr_names.index("attr:director")]
+    code = model._masked_code("attr:director", rows, token, model._two_hop_block("i", rows), warm, director)
     torch.testing.assert_close(code, naive, atol=1e-5, rtol=1e-5)
 
 
