@@ -229,3 +229,25 @@ def test_id_embedding_rows_equal_the_full_tables_rows_and_gradients(data, varian
     assert torch.equal(eu.detach(), reference[0]) and torch.equal(ei.detach(), reference[1])
     for full, rows in zip(*grads):
         torch.testing.assert_close(rows, full, rtol=1e-6, atol=1e-7)
+
+
+def test_weighted_unit_sum_equals_normalize_and_its_gradient():
+    """The fused branch sum (``_WeightedUnitSum``) is ``sum_t w_t F.normalize(x_t)``, forward and backward, including a
+    zero branch (a cold row: normalize's eps clamp) and a tiny one; gradcheck in float64 away from those (finite
+    differences need a step far below the norm)."""
+    from llmrec_local.models.llmrec import _WeightedUnitSum
+
+    torch.manual_seed(0)
+    x = torch.randn(5, 4, 3, dtype=torch.float64)
+    x[1, 2] = 0.0
+    x[3, 0] *= 1e-8
+    w = torch.tensor([0.02, 0.02, 0.005, 2.8], dtype=torch.float64)
+    g = torch.randn(5, 3, dtype=torch.float64)
+    ref_x, new_x = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ref = (F.normalize(ref_x, dim=2) * w[:, None]).sum(1)
+    new = _WeightedUnitSum.apply(new_x, w)
+    torch.testing.assert_close(new, ref, rtol=1e-12, atol=1e-12)
+    ref.backward(g)
+    new.backward(g)
+    torch.testing.assert_close(new_x.grad, ref_x.grad, rtol=1e-10, atol=1e-10)
+    assert torch.autograd.gradcheck(lambda v: _WeightedUnitSum.apply(v, w), (x[[0, 2, 4]].clone().requires_grad_(),))

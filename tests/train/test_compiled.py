@@ -12,13 +12,11 @@ import os
 import numpy as np
 import pytest
 import torch
-from testkit.graphs import I, U, random_side, random_train, seeded_model
+from testkit.graphs import I, PARAM_TOL, TOL, U, random_side, random_train, seeded_model
 
 from llmrec_local.config import hash_dict
 from llmrec_local.train import TrainConfig, TripleSampler, make_optimizer, train_config_hash
 from llmrec_local.train.compiled import TrainStep, compiled_loss
-
-TOL = {"rtol": 1e-5, "atol": 1e-6}
 
 #: model name, constructor arguments (LLMRec gets random side features; fixed has its MAE on)
 CASES = {
@@ -63,7 +61,7 @@ def _check_same_as_eager(case: str, mode: str) -> None:
         for k in ge:
             torch.testing.assert_close(gc[k], ge[k], **TOL, msg=f"gradient of {k}")
     for (k, a), b in zip(eager.model.named_parameters(), comp.model.parameters()):
-        torch.testing.assert_close(b.detach(), a.detach(), **TOL, msg=f"parameter {k} after two steps")
+        torch.testing.assert_close(b.detach(), a.detach(), **PARAM_TOL, msg=f"parameter {k} after two steps")
 
 
 def test_eager_step_is_the_loop_it_replaced():

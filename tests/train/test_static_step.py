@@ -3,9 +3,10 @@ loss, gradients and parameters as the eager step, padding that changes nothing, 
 ``torch.compile(fullgraph=True)``.
 
 The graph has cold nodes (users 27-29 and items 32-39 have no training edge) and LLM pairs for every other user only,
-so batches have padding rows, and cold items among their LLM and noise triples. Tolerance as in test_compiled.py
-(``rtol=1e-5, atol=1e-6``; parameters after several AdamW steps, see PARAM_TOL): the static loss sums in another order
-than the eager one (per batch row instead of per distinct node, a scatter-add instead of the CSR kernel).
+so batches have padding rows, and cold items among their LLM and noise triples. Tolerances as in test_compiled.py
+(testkit.graphs ``TOL``, ``rtol=1e-5, atol=1e-6``; parameters after several AdamW steps ``PARAM_TOL``): the static
+loss sums in another order than the eager one (per batch row instead of per distinct node, a scatter-add instead of
+the CSR kernel).
 """
 
 import os
@@ -13,7 +14,7 @@ import os
 import numpy as np
 import pytest
 import torch
-from testkit.graphs import I, U, random_side, random_train, seeded_model
+from testkit.graphs import I, PARAM_TOL, TOL, U, random_side, random_train, seeded_model
 
 from llmrec_local.graph import StaticAdjacency, build_graph
 from llmrec_local.models.losses import (
@@ -27,11 +28,6 @@ from llmrec_local.models.losses import (
 from llmrec_local.train import TripleSampler, make_optimizer
 from llmrec_local.train.compiled import TrainStep
 
-TOL = {"rtol": 1e-5, "atol": 1e-6}
-#: Parameters after a few AdamW steps: AdamW divides each gradient entry by its running RMS, so a rounding difference
-#: in a small entry moves that parameter by up to ``lr`` times the relative difference (observed: 4.5e-6 after 3 steps
-#: from gradients that agree to 2e-7).
-PARAM_TOL = {"rtol": 1e-4, "atol": 1e-5}
 
 CASES = {
     "mf": ("mf", {}),
