@@ -22,8 +22,7 @@ Prints progress to stderr and, as its LAST stdout line, one JSON object:
 "gather_ms", "update_ms" (per step), "ops_per_step" (CPU) or
 "launches_per_step" (CUDA): ..., "eval_s": seconds for embeddings + full ranking of all test users,
 "peak_rss_mb": ..., "minor_faults_per_step": fresh pages the kernel handed out per timed step, "heap": ``retained``
-(the trainer's malloc setting on a CPU, llmrec_local.train.heap) or ``default`` (``--heap default``), "denormals":
-``flush`` (the trainer's on a CPU, llmrec_local.train.denormals) or ``keep`` (``--denormals keep``), "device": ...,
+(the trainer's malloc setting on a CPU, llmrec_local.train.heap) or ``default`` (``--heap default``), "device": ...,
 "compile": ..., ...}``.
 
     python benchmarks/train_speed.py                 # CPU, 3 epochs, eager
@@ -52,7 +51,6 @@ import numpy as np
 import torch
 from step_floor import count_ops, floor_summary, product_table, profiled, record_products, time_products
 
-from llmrec_local.train.denormals import flushed_denormals
 from llmrec_local.train.heap import retained_heap
 
 N_USERS, N_ITEMS, N_EDGES = 13_187, 17_366, 68_933
@@ -119,9 +117,6 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--heap", choices=["retained", "default"], default="retained",
                    help="glibc malloc as the trainer sets it on the CPU (retained: freed memory stays in the heap, "
                         "llmrec_local.train.heap) or its defaults (a step's large temporaries come as new pages)")
-    p.add_argument("--denormals", choices=["flush", "keep"], default="flush",
-                   help="as the trainer on the CPU: denormal floats flushed to zero on every thread "
-                        "(llmrec_local.train.denormals) or kept (tiny AdamW state then takes the CPU's slow path)")
     return p.parse_args()
 
 
@@ -243,13 +238,10 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
 
 def main() -> None:
     args = parse_args()
-    cpu = torch.device(args.device).type == "cpu"
-    # as the train stage does: the retained heap and flushed denormals for training on the CPU only
-    with retained_heap(args.heap == "retained" and cpu) as held, \
-            flushed_denormals(args.denormals == "flush" and cpu) as flushed:
+    # as the train stage does: the retained heap for training on the CPU only
+    with retained_heap(args.heap == "retained" and torch.device(args.device).type == "cpu") as held:
         result = measure(args)
-    print(json.dumps({**result, "heap": "retained" if held else "default",
-                      "denormals": "flush" if flushed else "keep"}))
+    print(json.dumps({**result, "heap": "retained" if held else "default"}))
 
 
 if __name__ == "__main__":

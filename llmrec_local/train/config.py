@@ -130,10 +130,8 @@ Early stopping (`llmrec_local.train.stopping`): stop after more than `patience` 
     (torch.compile) | reduce-overhead (torch.compile with CUDA graphs on CUDA); see `llmrec_local.train.compiled`.
     heap: on a CPU under glibc, ``retained`` (default) keeps memory the step frees in the process heap for the next
     step instead of faulting in new pages (faster steps, a higher resident peak; `llmrec_local.train.heap`) |
-    ``default`` leaves malloc as it is. denormals: on a CPU, ``flush`` (default) treats floats below 1.2e-38 as zero on
-    every thread while training (AdamW's second moments of tiny gradients otherwise take the CPU's slow path;
-    `llmrec_local.train.denormals`) | ``keep`` computes with them.
-    device, progress, eval_chunk, compile, heap, denormals: runtime only (not part of the config hash).
+    ``default`` leaves malloc as it is.
+    device, progress, eval_chunk, compile, heap: runtime only (not part of the config hash).
     """
 
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -159,7 +157,6 @@ Early stopping (`llmrec_local.train.stopping`): stop after more than `patience` 
     progress: bool = True
     compile: Literal["off", "default", "reduce-overhead"] = field(default="off", metadata=ADDED_SETTING)
     heap: Literal["retained", "default"] = field(default="retained", metadata=ADDED_SETTING)
-    denormals: Literal["flush", "keep"] = field(default="flush", metadata=ADDED_SETTING)
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "eval_every"):
@@ -193,7 +190,7 @@ def selection_mode(config: TrainConfig) -> Literal["val", "test", "last"]:
 
 
 #: Settings that change where or how visibly a run happens, not its result.
-RUNTIME_FIELDS = ("device", "progress", "eval_chunk", "compile", "heap", "denormals")
+RUNTIME_FIELDS = ("device", "progress", "eval_chunk", "compile", "heap")
 
 
 def train_config_hash(config: TrainConfig) -> str:

@@ -34,7 +34,6 @@ from ..seeding import derive_seed
 from .compiled import TrainStep
 from .config import TrainConfig, selection_mode, train_config_hash
 from .costs import CostEstimator
-from .denormals import flushed_denormals
 from .heap import retained_heap
 from .init_from import apply_init_from
 from .sampling import TripleSampler
@@ -164,11 +163,9 @@ def train(
     resolved = {"train": to_dict(config), "model_kwargs": {k: v for k, v in config.model.model_kwargs().items()},
                 "weight_decay": wd, "steps_per_epoch": steps, "selection_split": select_split}
 
-    # retained_heap: the step's large temporaries reuse the previous step's pages instead of new ones (train/heap.py);
-    # flushed_denormals: tiny optimizer state is zero, not a denormal on the CPU's slow path (train/denormals.py)
+    # retained_heap: the step's large temporaries reuse the previous step's pages instead of new ones (train/heap.py)
     with ArtifactWriter(out, stage="train", config_hash=run_hash, resume=True, inputs=inputs) as w, \
-            retained_heap(device.type == "cpu" and config.heap == "retained"), \
-            flushed_denormals(device.type == "cpu" and config.denormals == "flush"):
+            retained_heap(device.type == "cpu" and config.heap == "retained"):
         stopping = EarlyStopping(config.patience, config.min_epochs, config.smoothing, config.min_delta)
         state: dict[str, Any] = {"epoch": 0, "best_metrics": {}, "stopping": stopping.to_dict()}
         files = RunStaging(w.dir)
