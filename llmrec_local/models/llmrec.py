@@ -159,6 +159,46 @@ class _WeightedUnitSum(torch.autograd.Function):
         return torch.addcmul(a[:, :, None] * grad[:, None, :], radial[:, :, None], x, value=-1.0), None
 
 
+class _BranchMargins(torch.autograd.Function):
+    """The branch BPR margins of a batch, from the users' branches ``tu`` (N, T, d) and the items' ``ti`` (2N, T, d)
+    (positives, then negatives; ``diff = p - n``):
+
+    * ``same`` (N, S): ``u_t . diff_t`` for the first S branches (image, text against the same branch: L_mm);
+    * ``cross`` (N, C): ``u_T . diff_t`` for branches t in [start, stop) (the attribute fields) against the users'
+      last branch (the profile: L_aug).
+
+    The forward is the element-wise product and sum of the plain expression (the same values, so pruning decisions
+    do not move). The backward writes each gradient once: ``d tu_t = g_t diff_t`` for t < S and ``d tu_T =
+    sum_t g'_t diff_t`` (one batched product); ``d diff`` is ``g_t u_t`` and ``g'_t u_T`` on those columns and zero
+    elsewhere, and ``d ti`` is ``d diff`` stacked on ``-d diff``. Autograd through the expression (slices, a
+    broadcast, a subtraction, the unbind) wrote and summed several zero-filled (N, T, d) blocks for the same: alone at
+    Netflix scale, forward and backward took 5.5 instead of 6.8 ms."""
+
+    @staticmethod
+    def forward(ctx, tu: torch.Tensor, ti: torch.Tensor, same: int, start: int,  # type: ignore[override]
+                stop: int) -> tuple[torch.Tensor, torch.Tensor]:
+        tp, tn = ti.view(2, *tu.shape).unbind(0)
+        diff = tp - tn
+        ctx.save_for_backward(tu, diff)
+        ctx.columns = same, start, stop
+        return (tu[:, :same] * diff[:, :same]).sum(-1), (tu[:, -1:] * diff[:, start:stop]).sum(-1)
+
+    @staticmethod
+    def backward(ctx, g_same: torch.Tensor, g_cross: torch.Tensor  # type: ignore[override]
+                 ) -> tuple[torch.Tensor, torch.Tensor, None, None, None]:
+        tu, diff = ctx.saved_tensors
+        same, start, stop = ctx.columns
+        n = tu.shape[0]
+        d_tu = torch.zeros_like(tu)
+        d_tu[:, :same] = g_same[..., None] * diff[:, :same]
+        d_tu[:, -1] += torch.bmm(g_cross[:, None, :], diff[:, start:stop]).squeeze(1)
+        d_ti = tu.new_zeros((2 * n, *tu.shape[1:]))
+        d_ti[:n, :same] = g_same[..., None] * tu[:, :same]
+        d_ti[:n, start:stop] = g_cross[..., None] * tu[:, -1:]
+        d_ti[n:, :stop] = -d_ti[:n, :stop]
+        return d_tu, d_ti, None, None, None
+
+
 class _QuadForm(torch.autograd.Function):
     """``sum(W G * W)`` = trace(W G W^T) for a constant symmetric G, with the gradient ``2 W G`` reusing the
     forward product (autograd would multiply by G a second time)."""
@@ -548,23 +588,21 @@ class LLMRec(Recommender):
         return n_modal, n_mm, n_aug
 
     def _score_block(self, hu: torch.Tensor, hp: torch.Tensor, hn: torch.Tensor,
-                     branches: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+                     branches: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
         """Every BPR term in one (N, T) block of log-likelihoods, to be pruned column by column: column 0 the fused
         embeddings, then image/text user vs item branch (L_mm), then the user profile vs each attribute field.
-        ``branches``: the un-normalised branches (N, len(self.features), d) of the users, positives and negatives."""
+        ``branches``: the un-normalised branches (N, len(self.features), d) of the users and (2N, ...) of the items
+        (positives, then negatives)."""
         scores = [bpr_scores(hu, hp, hn)[:, None]]
         n_modal, n_mm, n_aug = self._branch_counts()
-        if branches is not None:
-            tu, tp, tn = branches
-            # The BPR margins u . (p - n) (u . p - u . n up to float rounding) of every branch against the same
-            # branch, and of the profile (the last branch) against every branch, as two (N, T) blocks whose needed
-            # columns are then picked. Slicing the wide (N, T, d) branches per term instead costs every slice a
-            # zero-filled (N, T, d) gradient in the backward: at Netflix scale 1.6x as long.
-            diff = tp - tn
+        if branches is not None and (n_mm or n_aug):
+            # the BPR margins u . (p - n) (u . p - u . n up to float rounding): image/text against the same branch,
+            # the profile (the users' last branch) against each attribute field
+            same, cross = _BranchMargins.apply(*branches, n_mm, n_modal, n_modal + n_aug)
             if n_mm:
-                scores.append(F.logsigmoid((tu * diff).sum(-1)[:, :n_mm]))  # image/text vs the same
+                scores.append(F.logsigmoid(same))
             if n_aug:
-                scores.append(F.logsigmoid((tu[:, -1:] * diff).sum(-1)[:, n_modal:n_modal + n_aug]))
+                scores.append(F.logsigmoid(cross))
         return torch.cat(scores, 1)
 
     def _parts(self, terms: torch.Tensor, reg: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -599,7 +637,7 @@ class LLMRec(Recommender):
             table_i, slot_i = self._branch_rows(bi, warm_i, len(ib))
             tu = table_u.index_select(0, slot_u.index_select(0, u_inv))  # (N, len(self.features), d)
             ti = table_i.index_select(0, slot_i.index_select(0, i_inv))
-            branches = (tu, *ti.view(2, n, *ti.shape[1:]).unbind(0))  # unbind's backward is one stack, no zero-fill
+            branches = (tu, ti)
         terms = self._pbpr(self._score_block(hu, hp, hn, branches), batch.n_observed)
         if self.variant == "faithful":
             reg = self.reg_weight * inverse_reg_original(hu, hp, hn, batch_size=n)
@@ -664,8 +702,7 @@ class LLMRec(Recommender):
         n = len(batch)
         hp, hn = hi[:n], hi[n:]
         _, n_mm, n_aug = self._branch_counts()
-        branches = None if tu is None or ti is None or not (n_mm or n_aug) else (
-            tu, *ti.view(2, n, *ti.shape[1:]).unbind(0))
+        branches = None if tu is None or ti is None or not (n_mm or n_aug) else (tu, ti)
         terms = self._pbpr_masked(self._score_block(hu, hp, hn, branches), batch.valid, batch.n_observed)
         n_valid = batch.valid.sum()
         if self.variant == "faithful":

@@ -251,3 +251,24 @@ def test_weighted_unit_sum_equals_normalize_and_its_gradient():
     new.backward(g)
     torch.testing.assert_close(new_x.grad, ref_x.grad, rtol=1e-10, atol=1e-10)
     assert torch.autograd.gradcheck(lambda v: _WeightedUnitSum.apply(v, w), (x[[0, 2, 4]].clone().requires_grad_(),))
+
+
+@pytest.mark.parametrize(("same", "start", "stop"), [(2, 2, 5), (2, 2, 2), (0, 1, 5)])
+def test_branch_margins_equal_the_plain_expression_and_its_gradient(same, start, stop):
+    """``_BranchMargins``: the margins of the plain expression bit for bit (pruning sees the same values), and
+    autograd's gradients of it, with and without the profile-vs-attribute columns."""
+    from llmrec_local.models.llmrec import _BranchMargins
+
+    torch.manual_seed(0)
+    n, t, d = 7, 6, 5
+    tu, ti = torch.randn(n, t, d), torch.randn(2 * n, t, d)
+    g_same, g_cross = torch.randn(n, same), torch.randn(n, stop - start)
+    ref_u, ref_i, new_u, new_i = (x.clone().requires_grad_() for x in (tu, ti, tu, ti))
+    diff = ref_i[:n] - ref_i[n:]
+    ref = ((ref_u * diff).sum(-1)[:, :same], (ref_u[:, -1:] * diff).sum(-1)[:, start:stop])
+    new = _BranchMargins.apply(new_u, new_i, same, start, stop)
+    assert all(torch.equal(a, b) for a, b in zip(new, ref))
+    torch.autograd.backward(ref, (g_same, g_cross))
+    torch.autograd.backward(new, (g_same, g_cross))
+    torch.testing.assert_close(new_u.grad, ref_u.grad)
+    torch.testing.assert_close(new_i.grad, ref_i.grad)
