@@ -12,9 +12,9 @@ reductions, the optimizer, the sampler and overhead. The floor does not depend o
 compiled): it is the step's arithmetic.
 
 Traffic. The same recording also keeps the step's memory passes that no composition of PyTorch's kernels avoids,
-each timed alone the same way: the rows it gathers (``index_select``) from the model's constant tables (the
-propagated feature buffers: hundreds of MB, so the rows come from main memory, not from a cache; timed on the step's
-own table with fresh random rows each repeat) and the optimizer's fused update (``_fused_adamw_`` and kin, which read
+each timed alone the same way but from a cold cache: the rows it gathers (``index_select``) from the model's constant
+tables (the propagated feature buffers: hundreds of MB, so the rows come from main memory; timed on the step's own
+table with fresh random rows each repeat) and the optimizer's fused update (``_fused_adamw_`` and kin, which read
 and write every parameter and its state once; replayed on copies). A gather-GEMM kernel that reads the rows while it
 multiplies could hide the gathers under the arithmetic; PyTorch has none on the CPU, so here they add to the
 products: ``bound = floor + traffic`` is what the step costs with everything else (softmaxes, normalisations, the
@@ -199,26 +199,52 @@ def _last_level_cache_bytes(device: torch.device) -> int:
     return sizes[max(sizes)] if sizes else 64 * 2**20
 
 
+def _sweeps(products: list[Product], device: torch.device) -> dict[int, list[torch.Tensor]]:
+    """For each traffic product (by id): flat views of twice the last-level cache's worth of memory other than its
+    own table, to read before timing it. Taken from the step's gathered tables first (memory the process holds
+    anyway, so the sweep adds nothing to its peak), the rest from one buffer allocated for the purpose."""
+    need = 2 * _last_level_cache_bytes(device) // 4  # float32 elements
+    tables = {_storage(p.operand): p.operand for p in products if p.kind == "gather" and p.operand.is_contiguous()
+              and p.operand.dtype == torch.float32}
+    extra: list[torch.Tensor] = []
+    out = {}
+    for p in products:
+        if not p.traffic:
+            continue
+        own = _storage(p.operand) if p.kind == "gather" else None
+        views, have = [], 0
+        for key, table in tables.items():
+            if key != own and have < need:
+                views.append(table.view(-1)[:need - have])
+                have += views[-1].numel()
+        if have < need:
+            if not extra or extra[0].numel() < need - have:
+                # written once, so that its pages are real memory (reads of never-written pages map one zero page)
+                extra[:] = [torch.ones(need - have, device=device)]
+            views.append(extra[0][:need - have])
+        out[id(p)] = views
+    return out
+
+
 def time_products(products: list[Product], device: torch.device, repeats: int = 5) -> None:
     """Set ``seconds`` of each product: the median over ``repeats`` of its time alone (after one warm-up call).
 
     A product is timed with its operands in the cache, as a GEMM's blocks are once it runs; a traffic pass after
-    reading twice the last-level cache's worth of other memory, because in the step the gigabyte or so the products
-    and the other passes touch between two of its calls has evicted its data (an update replayed at once would find
-    the parameters it just wrote still cached). The sweep reads, so that it leaves clean lines: the pass timed after
-    it does not pay for writing the sweep's lines back."""
+    reading twice the last-level cache's worth of other memory (:func:`_sweeps`), because in the step the gigabyte or
+    so the products and the other passes touch between two of its calls has evicted its data (an update replayed at
+    once would find the parameters it just wrote still cached). The sweep reads, so that it leaves clean lines: the
+    pass timed after it does not pay for writing the sweep's lines back."""
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    # written once, so that its pages are real memory (reads of never-written pages all map one zero page)
-    sweep = torch.ones(2 * _last_level_cache_bytes(device) // 4, device=device)
+    sweeps = _sweeps(products, device)
     for p in products:
         fn = _operands(p, device, repeats)
         fn()
         sync()
         times = []
         for _ in range(repeats):
-            if p.traffic:
-                sweep.sum()
-                sync()
+            for view in sweeps.get(id(p), []):
+                view.sum()
+            sync()
             t0 = time.perf_counter()
             fn()
             sync()
