@@ -64,6 +64,11 @@ class Product:
     def traffic(self) -> bool:
         return self.kind in ("gather", "update")
 
+    @property
+    def amount(self) -> float:
+        """GB moved by one call (traffic) or its GFLOP (a product)."""
+        return (self.nbytes if self.traffic else self.flops) / 1e9
+
     def describe(self) -> str:
         if self.kind == "spmm":
             rows, cols, nnz, n = self.key[1:]
@@ -257,20 +262,15 @@ def floor_summary(products: list[Product], n_steps: int) -> dict[str, float]:
     GB, ms and GB/s per kind (gather, update); ``floor_step_s`` (the products) and ``bound_step_s`` (plus the
     traffic)."""
     out: dict[str, float] = {}
-    for kind in ("gemm", "spmm"):
+    product_keys, traffic_keys = ("gflop_per_step", "floor_ms", "gflops"), ("gb_per_step", "ms", "gbps")
+    for kind in ("gemm", "spmm", "gather", "update"):
+        amount_key, ms_key, rate_key = traffic_keys if kind in ("gather", "update") else product_keys
         ps = [p for p in products if p.kind == kind]
-        flops = sum(p.flops * p.calls for p in ps) / n_steps
+        amount = sum(p.amount * p.calls for p in ps) / n_steps  # GFLOP or GB
         secs = sum(p.seconds * p.calls for p in ps) / n_steps
-        out[f"{kind}_gflop_per_step"] = flops / 1e9
-        out[f"{kind}_floor_ms"] = secs * 1e3
-        out[f"{kind}_gflops"] = flops / secs / 1e9 if secs else 0.0
-    for kind in ("gather", "update"):
-        ps = [p for p in products if p.kind == kind]
-        nbytes = sum(p.nbytes * p.calls for p in ps) / n_steps
-        secs = sum(p.seconds * p.calls for p in ps) / n_steps
-        out[f"{kind}_gb_per_step"] = nbytes / 1e9
-        out[f"{kind}_ms"] = secs * 1e3
-        out[f"{kind}_gbps"] = nbytes / secs / 1e9 if secs else 0.0
+        out[f"{kind}_{amount_key}"] = amount
+        out[f"{kind}_{ms_key}"] = secs * 1e3
+        out[f"{kind}_{rate_key}"] = amount / secs if secs else 0.0
     out["floor_step_s"] = (out["gemm_floor_ms"] + out["spmm_floor_ms"]) / 1e3
     out["bound_step_s"] = out["floor_step_s"] + (out["gather_ms"] + out["update_ms"]) / 1e3
     return out
@@ -284,9 +284,8 @@ def product_table(products: list[Product], n_steps: int) -> str:
         lines.append(f"{'traffic' if traffic else 'product':<52}{'calls/step':>11}{unit:>9}{'ms':>9}"
                      f"{unit + '/s':>9}")
         for p in sorted((p for p in products if p.traffic == traffic), key=lambda p: -p.seconds * p.calls):
-            amount = (p.nbytes if traffic else p.flops) / 1e9
-            rate = amount / p.seconds if p.seconds else 0.0
-            lines.append(f"{p.describe():<52}{p.calls / n_steps:>11.2f}{amount:>9.4f}{p.seconds * 1e3:>9.3f}"
+            rate = p.amount / p.seconds if p.seconds else 0.0
+            lines.append(f"{p.describe():<52}{p.calls / n_steps:>11.2f}{p.amount:>9.4f}{p.seconds * 1e3:>9.3f}"
                          f"{rate:>9.1f}")
     return "\n".join(lines)
 
