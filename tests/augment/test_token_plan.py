@@ -205,7 +205,7 @@ def test_a_retried_chat_is_tokenized_once(dataset: Dataset, candidates_path: Pat
     config = AugmentConfig(model="smoke", jobs=("profiles",), batch_size=4, max_retries=2)
     first = config.sampling_for("profiles").temperature
 
-    def respond(req: GenRequest) -> str:  # every other user's first answer is invalid
+    def respond(req: GenRequest) -> str:  # the first answer is invalid for keys ending in an even digit
         return "not json" if req.sampling.temperature == first and req.key.endswith(("0", "2", "4", "6", "8")) \
             else valid_text(req)
 
