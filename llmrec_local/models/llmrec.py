@@ -592,10 +592,10 @@ class LLMRec(Recommender):
         """Every BPR term in one (N, T) block of log-likelihoods, to be pruned column by column: column 0 the fused
         embeddings, then image/text user vs item branch (L_mm), then the user profile vs each attribute field.
         ``branches``: the un-normalised branches (N, len(self.features), d) of the users and (2N, ...) of the items
-        (positives, then negatives)."""
+        (positives, then negatives); the callers pass None when no branch term is on."""
         scores = [bpr_scores(hu, hp, hn)[:, None]]
         n_modal, n_mm, n_aug = self._branch_counts()
-        if branches is not None and (n_mm or n_aug):
+        if branches is not None:
             # the BPR margins u . (p - n) (u . p - u . n up to float rounding): image/text against the same branch,
             # the profile (the users' last branch) against each attribute field
             same, cross = _BranchMargins.apply(*branches, n_mm, n_modal, n_modal + n_aug)
